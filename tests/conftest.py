@@ -1,0 +1,113 @@
+"""Shared pytest fixtures for mlops.mlflow.
+
+* ``run_module`` runs one of the collection's modules for real, through
+  ``ansible-playbook`` on localhost with the test interpreter, and returns the
+  task result as a dict (``changed``, ``failed``, ``msg``, ``diff``, ...).
+* ``free_port`` hands out a free TCP port on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COLLECTIONS_PATH = REPO_ROOT / "collections"
+
+# Make `ansible_collections.mlops.mlflow...` importable for unit tests.
+if str(COLLECTIONS_PATH) not in sys.path:
+    sys.path.insert(0, str(COLLECTIONS_PATH))
+
+
+def _ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def run_ansible_module(
+    module: str,
+    args: dict,
+    *,
+    check: bool = False,
+    diff: bool = False,
+    env: dict[str, str] | None = None,
+    tmp_path: Path,
+) -> dict:
+    """Run ``mlops.mlflow.<module>`` once on localhost and return its result."""
+    fqcn = module if "." in module else f"mlops.mlflow.{module}"
+    playbook = [
+        {
+            "name": "run one module",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [{"name": "module under test", fqcn: args, "ignore_errors": True}],
+        }
+    ]
+    book = tmp_path / f"run_{module.replace('.', '_')}.json"
+    book.write_text(json.dumps(playbook))
+    cmd = [
+        shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+        str(book),
+    ]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_ansible_env(env), check=False)
+    try:
+        report = json.loads(proc.stdout)
+        result = report["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    except (ValueError, KeyError, IndexError) as exc:
+        raise AssertionError(
+            f"ansible-playbook gave no task result (rc={proc.returncode})\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        ) from exc
+    result["_stdout"] = proc.stdout
+    result["_stderr"] = proc.stderr
+    return result
+
+
+@pytest.fixture
+def run_module(tmp_path):
+    """Return a callable: run_module(name, args, check=False, diff=False, env=None)."""
+
+    def _run(module: str, args: dict, **kwargs) -> dict:
+        return run_ansible_module(module, args, tmp_path=tmp_path, **kwargs)
+
+    return _run
+
+
+def find_free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def free_port() -> int:
+    return find_free_port()
