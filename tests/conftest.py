@@ -21,9 +21,11 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COLLECTIONS_PATH = REPO_ROOT / "collections"
 
-# Make `ansible_collections.mlops.mlflow...` importable for unit tests.
-if str(COLLECTIONS_PATH) not in sys.path:
-    sys.path.insert(0, str(COLLECTIONS_PATH))
+# Make `ansible_collections.mlops.mlflow...` importable for unit tests, and the
+# shared service fixtures importable as `support.<name>`.
+for _path in (COLLECTIONS_PATH, REPO_ROOT / "tests"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 
 def _ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
