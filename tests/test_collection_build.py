@@ -1,0 +1,100 @@
+"""The collection builds, installs with ansible-galaxy and runs by FQCN from there."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+# Nothing of the development tree may ship in the tarball.
+FORBIDDEN_PARTS = {
+    ".venv",
+    ".cache",
+    ".git",
+    ".pytest_cache",
+    ".ruff_cache",
+    "__pycache__",
+    "collections",
+    "molecule",
+    "tests",
+    ".ci",
+    "scripts",
+    "bench",
+}
+
+
+def _clean_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(tmp_path / "installed")
+    env["ANSIBLE_LOCAL_TEMP"] = str(tmp_path / "ansible-tmp")
+    env["ANSIBLE_NOCOLOR"] = "1"
+    return env
+
+
+@pytest.fixture(scope="module")
+def tarball(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("build")
+    subprocess.run(
+        [BIN / "ansible-galaxy", "collection", "build", "--output-path", str(out), str(REPO_ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    version = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text())["version"]
+    path = out / f"mlops-mlflow-{version}.tar.gz"
+    assert path.is_file()
+    return path
+
+
+def test_tarball_holds_no_development_files(tarball):
+    with tarfile.open(tarball) as archive:
+        names = archive.getnames()
+    offenders = [n for n in names if FORBIDDEN_PARTS.intersection(Path(n).parts)]
+    assert offenders == []
+    assert not [n for n in names if n.endswith((".pyc", ".tar.gz", ".log"))]
+    for required in ("MANIFEST.json", "meta/runtime.yml", "playbooks/site.yml", "roles/common/tasks/main.yml"):
+        assert required in names
+
+
+def test_manifest_names_the_collection(tarball):
+    with tarfile.open(tarball) as archive:
+        manifest = json.load(archive.extractfile("MANIFEST.json"))
+    info = manifest["collection_info"]
+    assert (info["namespace"], info["name"]) == ("mlops", "mlflow")
+
+
+def test_installed_collection_runs_site_playbook_by_fqcn(tarball, tmp_path):
+    env = _clean_env(tmp_path)
+    subprocess.run(
+        [BIN / "ansible-galaxy", "collection", "install", "--no-deps", "-p", env["ANSIBLE_COLLECTIONS_PATH"], tarball],
+        check=True,
+        capture_output=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    installed = tmp_path / "installed" / "ansible_collections" / "mlops" / "mlflow"
+    assert (installed / "roles" / "common" / "tasks" / "main.yml").is_file()
+
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    # Check mode against this machine: proves the playbook and its roles resolve
+    # by FQCN from the installed path (cwd has no ansible.cfg pointing at the checkout).
+    proc = subprocess.run(
+        [BIN / "ansible-playbook", "mlops.mlflow.site", "-i", str(inventory), "--check", "-e", "ansible_become=false"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "mlops.mlflow.common : Install base packages" in proc.stdout
+    assert "failed=0" in proc.stdout
