@@ -1,0 +1,68 @@
+"""Fixtures shared by every molecule scenario's testinfra verify."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+SMOKE_SCRIPT = Path(__file__).parent / "resources" / "mlflow_smoke.py"
+MLFLOW_PYTHON = "/opt/mlflow/venv/bin/python"
+
+
+@pytest.fixture
+def mlflow_smoke(host):
+    """Run the real mlflow client inside the test host: mlflow_smoke(mode, tag, uri=...) -> dict."""
+    payload = base64.b64encode(SMOKE_SCRIPT.read_bytes()).decode()
+    host.check_output(f"echo {payload} | base64 -d > /root/mlflow_smoke.py")
+
+    def _run(mode: str, tag: str, uri: str = "http://127.0.0.1:5000", env: str = "") -> dict:
+        result = host.run(f"{env} {MLFLOW_PYTHON} /root/mlflow_smoke.py {mode} {tag} --uri {uri}")
+        lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+        assert result.rc == 0, f"smoke {mode} failed (rc={result.rc}): {result.stdout}\n{result.stderr}"
+        return json.loads(lines[-1])
+
+    return _run
+
+
+def wait_for_health(host, url: str = "http://127.0.0.1:5000/health", timeout: int = 180) -> None:
+    probe = (
+        "python3 -c \"import urllib.request,sys; "
+        f"sys.exit(0 if urllib.request.urlopen('{url}', timeout=5).status == 200 else 1)\""
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if host.run(probe).rc == 0:
+                return
+        except Exception:  # noqa: BLE001 - the container may still be coming back
+            pass
+        time.sleep(2)
+    raise AssertionError(f"{url} did not answer 200 within {timeout}s")
+
+
+@pytest.fixture
+def reboot(host):
+    """Restart the test container (a host reboot) and wait until systemd is up again."""
+
+    def _reboot() -> None:
+        name = host.backend.get_hostname()  # molecule names the container after the host
+        subprocess.run(["docker", "restart", "-t", "30", name], check=True, capture_output=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            state = host.run("systemctl is-system-running").stdout.strip()
+            if state in {"running", "degraded"}:
+                return
+            time.sleep(1)
+        raise AssertionError("systemd did not come back after the restart")
+
+    return _reboot
+
+
+@pytest.fixture
+def health(host):
+    return lambda url="http://127.0.0.1:5000/health", timeout=180: wait_for_health(host, url, timeout)
