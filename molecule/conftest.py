@@ -66,3 +66,44 @@ def reboot(host):
 @pytest.fixture
 def health(host):
     return lambda url="http://127.0.0.1:5000/health", timeout=180: wait_for_health(host, url, timeout)
+
+
+_HTTP_PROBE = """
+import base64, json, ssl, sys, urllib.error, urllib.request
+url, user, password, host_header = sys.argv[1:5]
+req = urllib.request.Request(url)
+if user:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    req.add_header("Authorization", "Basic " + token)
+if host_header:
+    req.add_header("Host", host_header)
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx), NoRedirect)
+try:
+    resp = opener.open(req, timeout=30)
+    print(json.dumps({"status": resp.status, "headers": dict(resp.headers)}))
+except urllib.error.HTTPError as err:
+    print(json.dumps({"status": err.code, "headers": dict(err.headers)}))
+"""
+
+
+@pytest.fixture
+def http(host):
+    """http(url, user="", password="", host_header="") -> {"status": int, "headers": {...}} from inside the host."""
+    payload = base64.b64encode(_HTTP_PROBE.encode()).decode()
+    host.check_output(f"echo {payload} | base64 -d > /root/http_probe.py")
+
+    def _get(url: str, user: str = "", password: str = "", host_header: str = "") -> dict:
+        quoted = " ".join(f"'{arg}'" for arg in (url, user, password, host_header))
+        return json.loads(host.check_output(f"python3 /root/http_probe.py {quoted}"))
+
+    return _get

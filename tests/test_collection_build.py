@@ -84,11 +84,27 @@ def test_installed_collection_runs_site_playbook_by_fqcn(tarball, tmp_path):
     assert (installed / "roles" / "common" / "tasks" / "main.yml").is_file()
 
     inventory = tmp_path / "hosts.ini"
-    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
-    # Check mode against this machine: proves the playbook and its roles resolve
-    # by FQCN from the installed path (cwd has no ansible.cfg pointing at the checkout).
+    inventory.write_text(
+        f"[mlflow_proxy]\nlocalhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+    )
+    users = json.dumps({"nginx_proxy_users": [{"name": "build-test", "password": "build-test-password"}]})
+    # Check mode against this machine, common role's install step only: proves the
+    # playbook and its roles resolve by FQCN from the installed path (cwd has no
+    # ansible.cfg pointing at the checkout).
     proc = subprocess.run(
-        [BIN / "ansible-playbook", "mlops.mlflow.site", "-i", str(inventory), "--check", "-e", "ansible_become=false"],
+        [
+            BIN / "ansible-playbook",
+            "mlops.mlflow.site",
+            "-i",
+            str(inventory),
+            "--check",
+            "--tags",
+            "common_install",
+            "-e",
+            "ansible_become=false",
+            "-e",
+            users,
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -1,7 +1,8 @@
 """Real-client smoke check for a converged mlflow server (runs inside the test host).
 
     python mlflow_smoke.py write TAG [--uri URI]   log an experiment, run, params, stepped
-                                                  metrics, a 10 MB artifact and a model version
+                                                  metrics, an artifact (SMOKE_ARTIFACT_MB, 10 MB
+                                                  by default) and a model version
     python mlflow_smoke.py read TAG [--uri URI]    read all of it back and compare
 
 Prints one JSON line; exits non-zero on any mismatch. Credentials for a proxied
@@ -19,7 +20,8 @@ import tempfile
 
 from mlflow.tracking import MlflowClient
 
-ARTIFACT_BYTES = 10 * 1024 * 1024
+ARTIFACT_MB = int(os.environ.get("SMOKE_ARTIFACT_MB", "10"))
+ARTIFACT_BYTES = ARTIFACT_MB * 1024 * 1024
 PARAMS = {"learning_rate": "0.01", "optimizer": "adam"}
 METRIC_STEPS = [(step, 1.0 / (step + 1)) for step in range(5)]
 
