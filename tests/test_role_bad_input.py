@@ -1,0 +1,108 @@
+"""Bad role input fails before any host change, with a message naming the variable.
+
+Each case runs one role against this machine in check mode with one bad value on
+top of valid settings; the play must fail in argument validation or the role's
+preflight checks (never in a task that would touch the host), and the failure
+message must name the variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GOOD = {
+    "common": {},
+    "postgres": {"postgres_db_password": "a-good-db-password"},
+    "mlflow_server": {},
+    "nginx_proxy": {"nginx_proxy_users": [{"name": "alice", "password": "a-good-password"}]},
+}
+CASES = [
+    ("common", {"common_timezone": "Mars/Olympus Mons"}, "common_timezone"),
+    ("common", {"common_system_users": [{"name": "Bad User"}]}, "common_system_users"),
+    ("common", {"common_apt_cache_valid_time": "soon"}, "common_apt_cache_valid_time"),
+    ("postgres", {"postgres_db_password": "short"}, "postgres_db_password"),
+    ("postgres", {"postgres_db_password": "changeme"}, "postgres_db_password"),
+    ("postgres", {"postgres_port": 70000}, "postgres_port"),
+    ("postgres", {"postgres_port": "five"}, "postgres_port"),
+    ("postgres", {"postgres_client_networks": ["10.0.0.0"]}, "postgres_client_networks"),
+    ("postgres", {"postgres_backup_keep": 0}, "postgres_backup_keep"),
+    ("mlflow_server", {"mlflow_server_backend": "oracle"}, "mlflow_server_backend"),
+    ("mlflow_server", {"mlflow_server_backend": "postgresql"}, "mlflow_server_db_password"),
+    (
+        "mlflow_server",
+        {"mlflow_server_backend": "postgresql", "mlflow_server_backend_store_uri": "mysql://u:p@h/db"},
+        "mlflow_server_backend_store_uri",
+    ),
+    ("mlflow_server", {"mlflow_server_version": "2.9.0"}, "mlflow_server_version"),
+    ("mlflow_server", {"mlflow_server_version": "3.99.0"}, "mlflow_server_version"),
+    ("mlflow_server", {"mlflow_server_port": 0}, "mlflow_server_port"),
+    ("mlflow_server", {"mlflow_server_artifacts_destination": "s3://Bad_Bucket/x"}, "mlflow_server_artifacts_destination"),
+    ("mlflow_server", {"mlflow_server_artifacts_destination": "relative/dir"}, "mlflow_server_artifacts_destination"),
+    ("mlflow_server", {"mlflow_server_s3_access_key": "AKIAONLY"}, "mlflow_server_s3_access_key"),
+    ("mlflow_server", {"mlflow_server_service_manager": "upstart"}, "mlflow_server_service_manager"),
+    ("nginx_proxy", {"nginx_proxy_users": []}, "nginx_proxy_users"),
+    ("nginx_proxy", {"nginx_proxy_users": [{"name": "alice", "password": "short"}]}, "nginx_proxy_users"),
+    ("nginx_proxy", {"nginx_proxy_users": [{"name": "a:b", "password": "a-good-password"}]}, "nginx_proxy_users"),
+    ("nginx_proxy", {"nginx_proxy_upstreams": ["no-port"]}, "nginx_proxy_upstreams"),
+    ("nginx_proxy", {"nginx_proxy_hash_scheme": "md5"}, "nginx_proxy_hash_scheme"),
+    ("nginx_proxy", {"nginx_proxy_tls_certificate": "/etc/ssl/x.pem"}, "nginx_proxy_tls_certificate"),
+]
+SAFE_TASK_PREFIXES = ("Validating arguments", "Check ")
+# Preflight asserts print only the expression and our message, never a secret's
+# value, so they carry no no_log: the message naming the variable must be visible.
+SECRETS = ("a-good-db-password", "a-good-password")
+
+
+def _run_role(role: str, extra: dict, tmp_path: Path) -> dict:
+    play = [{"name": "bad input", "hosts": "localhost", "gather_facts": False, "roles": [f"mlops.mlflow.{role}"]}]
+    (tmp_path / "play.json").write_text(json.dumps(play))
+    (tmp_path / "vars.json").write_text(json.dumps({**GOOD[role], **extra}))
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"),
+        ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / "collections"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+    )
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "--check",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            "-e",
+            f"@{tmp_path / 'vars.json'}",
+            str(tmp_path / "play.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode != 0, f"bad input was accepted:\n{proc.stdout[-2000:]}"
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize(("role", "bad", "variable"), CASES, ids=[f"{c[0]}-{next(iter(c[1]))}" for c in CASES])
+def test_bad_input_fails_early_naming_the_variable(role, bad, variable, tmp_path):
+    report = _run_role(role, bad, tmp_path)
+    tasks = report["plays"][0]["tasks"]
+    failed = [t for t in tasks if t["hosts"]["localhost"].get("failed")]
+    assert len(failed) == 1
+    task = failed[0]["task"]["name"].split(" : ", 1)[-1]
+    result = failed[0]["hosts"]["localhost"]
+    assert task.startswith(SAFE_TASK_PREFIXES), f"failed late, in task {task!r}"
+    assert not any(t["hosts"]["localhost"].get("changed") for t in tasks)
+    assert variable in json.dumps(result), result
+    assert not any(secret in json.dumps(report) for secret in SECRETS)

@@ -1,0 +1,38 @@
+"""Every role documents every default in meta/argument_specs.yml, and only role-prefixed names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROLES_DIR = Path(__file__).resolve().parent.parent / "roles"
+ROLES = sorted(p.name for p in ROLES_DIR.iterdir() if (p / "tasks" / "main.yml").is_file())
+
+
+def _load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text()) or {} if path.is_file() else {}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_defaults_and_spec_name_the_same_variables(role):
+    defaults = _load(ROLES_DIR / role / "defaults" / "main.yml")
+    spec = _load(ROLES_DIR / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    optional = {name for name, opt in spec.items() if not opt.get("required")}
+    assert set(defaults) <= set(spec), f"undocumented defaults: {sorted(set(defaults) - set(spec))}"
+    assert optional <= set(defaults), f"documented but no default: {sorted(optional - set(defaults))}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_variables_carry_the_role_prefix(role):
+    defaults = _load(ROLES_DIR / role / "defaults" / "main.yml")
+    internal = _load(ROLES_DIR / role / "vars" / "main.yml")
+    assert all(name.startswith(f"{role}_") for name in defaults), sorted(defaults)
+    assert all(name.startswith(f"_{role}_") for name in internal), sorted(internal)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_role_has_readme_and_metadata(role):
+    assert (ROLES_DIR / role / "meta" / "main.yml").is_file()
+    assert (ROLES_DIR / role / "README.md").is_file()
