@@ -31,7 +31,7 @@ def mlflow_smoke(host):
 
 def wait_for_health(host, url: str = "http://127.0.0.1:5000/health", timeout: int = 180) -> None:
     probe = (
-        "python3 -c \"import urllib.request,sys; "
+        'python3 -c "import urllib.request,sys; '
         f"sys.exit(0 if urllib.request.urlopen('{url}', timeout=5).status == 200 else 1)\""
     )
     deadline = time.monotonic() + timeout
@@ -39,7 +39,7 @@ def wait_for_health(host, url: str = "http://127.0.0.1:5000/health", timeout: in
         try:
             if host.run(probe).rc == 0:
                 return
-        except Exception:  # noqa: BLE001 - the container may still be coming back
+        except Exception:
             pass
         time.sleep(2)
     raise AssertionError(f"{url} did not answer 200 within {timeout}s")

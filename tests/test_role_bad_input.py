@@ -43,7 +43,11 @@ CASES = [
     ("mlflow_server", {"mlflow_server_version": "2.9.0"}, "mlflow_server_version"),
     ("mlflow_server", {"mlflow_server_version": "3.99.0"}, "mlflow_server_version"),
     ("mlflow_server", {"mlflow_server_port": 0}, "mlflow_server_port"),
-    ("mlflow_server", {"mlflow_server_artifacts_destination": "s3://Bad_Bucket/x"}, "mlflow_server_artifacts_destination"),
+    (
+        "mlflow_server",
+        {"mlflow_server_artifacts_destination": "s3://Bad_Bucket/x"},
+        "mlflow_server_artifacts_destination",
+    ),
     ("mlflow_server", {"mlflow_server_artifacts_destination": "relative/dir"}, "mlflow_server_artifacts_destination"),
     ("mlflow_server", {"mlflow_server_s3_access_key": "AKIAONLY"}, "mlflow_server_s3_access_key"),
     ("mlflow_server", {"mlflow_server_service_manager": "upstart"}, "mlflow_server_service_manager"),

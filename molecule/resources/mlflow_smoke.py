@@ -47,9 +47,7 @@ def write(client: MlflowClient, tag: str) -> dict:
         client.log_artifact(run_id, path, artifact_path="model")
     client.set_terminated(run_id)
     client.create_registered_model(f"model-{tag}")
-    version = client.create_model_version(
-        f"model-{tag}", source=f"{run.info.artifact_uri}/model", run_id=run_id
-    )
+    version = client.create_model_version(f"model-{tag}", source=f"{run.info.artifact_uri}/model", run_id=run_id)
     return {"experiment_id": experiment_id, "run_id": run_id, "model_version": version.version}
 
 

@@ -23,10 +23,10 @@ def test_schema_at_head_of_installed_mlflow(host):
         "runuser -u postgres -- psql -d mlflow -tAc 'select version_num from alembic_version'"
     ).strip()
     head = host.check_output(
-        "/opt/mlflow/venv/bin/python -c \"from alembic.script import ScriptDirectory; "
+        '/opt/mlflow/venv/bin/python -c "from alembic.script import ScriptDirectory; '
         "from alembic.config import Config; import mlflow.store.db_migrations as m, os; "
         "c = Config(); c.set_main_option('script_location', os.path.dirname(m.__file__)); "
-        "print(ScriptDirectory.from_config(c).get_current_head())\""
+        'print(ScriptDirectory.from_config(c).get_current_head())"'
     ).strip()
     assert current == head
 

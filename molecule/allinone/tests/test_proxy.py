@@ -72,7 +72,9 @@ def test_real_client_through_nginx_with_50mb_artifact(mlflow_smoke):
 
 
 def test_client_with_old_password_is_refused(host, mlflow_smoke):
-    env = f"MLFLOW_TRACKING_USERNAME={BOB_OLD[0]} MLFLOW_TRACKING_PASSWORD={BOB_OLD[1]} MLFLOW_TRACKING_INSECURE_TLS=true"
+    env = (
+        f"MLFLOW_TRACKING_USERNAME={BOB_OLD[0]} MLFLOW_TRACKING_PASSWORD={BOB_OLD[1]} MLFLOW_TRACKING_INSECURE_TLS=true"
+    )
     result = host.run(f"{env} /opt/mlflow/venv/bin/python /root/mlflow_smoke.py write refused --uri {BASE}")
     assert result.rc != 0
     assert "401" in result.stdout + result.stderr

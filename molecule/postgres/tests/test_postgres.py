@@ -7,13 +7,11 @@ BACKUP_DIR = "/var/backups/mlops-mlflow/postgres"
 
 
 def psql_admin(host, sql, db="mlflow"):
-    return host.check_output(f"runuser -u postgres -- psql -d {db} -tAc \"{sql}\"")
+    return host.check_output(f'runuser -u postgres -- psql -d {db} -tAc "{sql}"')
 
 
 def psql_app(host, sql, password=PASSWORD):
-    return host.run(
-        f"PGPASSWORD='{password}' psql -h 127.0.0.1 -U mlflow -d mlflow -v ON_ERROR_STOP=1 -tAc \"{sql}\""
-    )
+    return host.run(f"PGPASSWORD='{password}' psql -h 127.0.0.1 -U mlflow -d mlflow -v ON_ERROR_STOP=1 -tAc \"{sql}\"")
 
 
 def test_service_running_and_enabled(host):
@@ -61,7 +59,9 @@ def _run_backup(host):
 
 
 def test_backup_and_restore_drill(host):
-    assert psql_app(host, "drop table if exists drill; create table drill (x int); insert into drill values (42)").rc == 0
+    assert (
+        psql_app(host, "drop table if exists drill; create table drill (x int); insert into drill values (42)").rc == 0
+    )
     _run_backup(host)
     dumps = host.check_output(f"ls -1t {BACKUP_DIR}/mlflow-*.dump").split()
     assert dumps, "the backup service wrote no dump"

@@ -40,9 +40,9 @@ def test_real_client_round_trip_and_reboot(host, mlflow_smoke, reboot, health):
 
 def test_foreign_host_header_refused(host):
     probe = (
-        "python3 -c \"import urllib.request as u, urllib.error as e\n"
+        'python3 -c "import urllib.request as u, urllib.error as e\n'
         "req = u.Request('http://127.0.0.1:5000/api/2.0/mlflow/experiments/search?max_results=1', "
         "headers={'Host': 'evil.example'})\n"
-        "try:\n    print(u.urlopen(req).status)\nexcept e.HTTPError as err:\n    print(err.code)\""
+        'try:\n    print(u.urlopen(req).status)\nexcept e.HTTPError as err:\n    print(err.code)"'
     )
     assert host.check_output(probe).strip() == "403"
