@@ -119,7 +119,7 @@ class StoreUri:
         try:
             self.port = parts.port
         except ValueError:
-            raise MlflowDbError("backend_store_uri has an invalid port")
+            raise MlflowDbError("backend_store_uri has an invalid port") from None
         self.database = unquote(parts.path.lstrip("/")) or None
         self.query = dict((key, values[-1]) for key, values in parse_qs(parts.query).items())
 

@@ -234,7 +234,7 @@ def run(module):
         migrated = _run_probe(module, store, "upgrade")
     except MlflowDbError as exc:
         kept = " (backup kept at %s)" % result["backup_path"] if result["backup_path"] else ""
-        raise MlflowDbError("%s%s" % (exc, kept), **result)
+        raise MlflowDbError("%s%s" % (exc, kept), **result) from None
     result.update(upgraded=True, revision=migrated["revision"])
     return result
 

@@ -41,7 +41,7 @@ class PostgresServer:
         )
 
     def start(self) -> PostgresServer:
-        os.chmod(self.root, 0o755)
+        os.chmod(self.root, 0o755)  # noqa: S103 - the postgres user must traverse it
         self.socket_dir.mkdir()
         self.data.mkdir(mode=0o700)
         for path in (self.root, self.socket_dir, self.data):
