@@ -82,24 +82,24 @@ def test_client_with_old_password_is_refused(host, mlflow_smoke):
 
 BURST = """
 import base64, ssl, urllib.error, urllib.request
+from concurrent.futures import ThreadPoolExecutor
 ctx = ssl._create_unverified_context()
-codes = []
-for i in range(60):
+def attempt(i):
     req = urllib.request.Request("https://127.0.0.1/health")
     req.add_header("Authorization", "Basic " + base64.b64encode(f"alice:wrong-{i}".encode()).decode())
     try:
-        codes.append(urllib.request.urlopen(req, context=ctx, timeout=10).status)
+        return urllib.request.urlopen(req, context=ctx, timeout=10).status
     except urllib.error.HTTPError as err:
-        codes.append(err.code)
-print(" ".join(map(str, codes)))
+        return err.code
+with ThreadPoolExecutor(20) as pool:
+    print(" ".join(str(code) for code in pool.map(attempt, range(60))))
 """
 
 
 def test_failed_login_bursts_are_limited_but_good_clients_are_not(host, http):
     host.check_output(f"cat > /root/burst.py <<'EOF'\n{BURST}\nEOF")
     statuses = [int(code) for code in host.check_output("python3 /root/burst.py").split()]
-    assert statuses[0] == 401
-    assert 429 in statuses, statuses
+    assert 401 in statuses and 429 in statuses, statuses
     assert set(statuses) <= {401, 429}
     # Only failures are limited: the right password from the same address still gets through.
     assert http(BASE + "/health", *ALICE)["status"] == 200
