@@ -105,7 +105,7 @@ class StoreUri:
             raise MlflowDbError(
                 "backend_store_uri must look like dialect[+driver]://..., e.g. sqlite:////var/lib/mlflow/mlflow.db"
             )
-        self.dialect, _, self.driver = scheme.partition("+")
+        self.dialect, _plus, self.driver = scheme.partition("+")
         self.backend = {"postgres": "postgresql", "mssql": "mssql"}.get(self.dialect, self.dialect)
         if self.backend == "sqlite":
             self.user = self.password = self.host = self.port = None
@@ -127,8 +127,8 @@ class StoreUri:
     def redacted(self):
         if not self.password:
             return self.uri
-        scheme, _, rest = self.uri.partition("://")
-        userinfo, _, hostpart = rest.rpartition("@")
+        scheme, _sep, rest = self.uri.partition("://")
+        userinfo, _at, hostpart = rest.rpartition("@")
         user = userinfo.split(":", 1)[0]
         return "%s://%s:%s@%s" % (scheme, user, REDACTED, hostpart)
 
@@ -137,7 +137,7 @@ class StoreUri:
         found = [self.uri]
         if self.password:
             found.append(self.password)
-            scheme, _, rest = self.uri.partition("://")
+            rest = self.uri.partition("://")[2]
             found.append(rest.rpartition("@")[0].split(":", 1)[-1])  # the encoded password
         return [item for item in found if item]
 
@@ -182,7 +182,7 @@ def prune_backups(directory, database, suffix, keep):
     """Delete the oldest backups of `database` beyond `keep`; return the removed paths."""
     base = re.sub(r"\.(db|sqlite3?)$", "", os.path.basename(database or "mlflow"))
     pattern = os.path.join(directory, "%s-*.%s" % (glob.escape(base), suffix))
-    backups = sorted(glob.glob(pattern), key=lambda path: os.path.basename(path), reverse=True)
+    backups = sorted(glob.glob(pattern), key=os.path.basename, reverse=True)
     removed = backups[keep:]
     for path in removed:
         os.unlink(path)

@@ -27,7 +27,7 @@ description:
     (libxcrypt) verifies; protect it with TLS and a failed-login rate limit.
     C(bench/htpasswd_verify.py) re-measures these numbers."
 author:
-  - mlops.mlflow contributors
+  - mlops.mlflow maintainers (@mlops-mlflow)
 options:
   path:
     description: Path of the htpasswd file.
@@ -72,6 +72,7 @@ options:
     default: true
 extends_documentation_fragment:
   - ansible.builtin.files
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -79,6 +80,7 @@ attributes:
     support: full
     details: The diff lists user names only, never hashes or passwords.
   platform:
+    support: full
     platforms: posix
 notes:
   - A new file gets mode C(0600) unless I(mode) is set; give nginx read access with I(group) and I(mode).

@@ -23,7 +23,7 @@ description:
   - The backend URI is handed to the venv's python in an environment variable, never on a
     command line; every message and returned value carries the URI with its password redacted.
 author:
-  - mlops.mlflow contributors
+  - mlops.mlflow maintainers (@mlops-mlflow)
 options:
   backend_store_uri:
     description: SQLAlchemy URI of the backend store, e.g. C(postgresql+psycopg2://mlflow:pw@127.0.0.1:5432/mlflow) or C(sqlite:////var/lib/mlflow/mlflow.db).
@@ -59,6 +59,8 @@ options:
     description: Seconds to wait for a database connection.
     type: int
     default: 10
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -66,6 +68,7 @@ attributes:
   diff_mode:
     support: full
   platform:
+    support: full
     platforms: posix
 notes:
   - A store at a revision the installed mlflow does not know (a newer mlflow wrote it) fails and is never touched.
@@ -177,7 +180,7 @@ def _backup(module, store, revision):
         path = os.path.join(directory, backup_name(store.database, revision, "dump"))
         old_umask = os.umask(0o077)
         try:
-            rc, _, stderr = module.run_command(
+            rc, _out, stderr = module.run_command(
                 [pg_dump, "--format=custom", "--file", path], environ_update=store.pg_env()
             )
         finally:
