@@ -22,6 +22,12 @@ GOOD = {
     "postgres": {"postgres_db_password": "a-good-db-password"},
     "mlflow_server": {},
     "nginx_proxy": {"nginx_proxy_users": [{"name": "alice", "password": "a-good-password"}]},
+    "object_store": {
+        "object_store_admin_access_key": "ADMINKEY01",
+        "object_store_admin_secret_key": "a-good-admin-secret",
+        "object_store_mlflow_access_key": "MLFLOWKEY01",
+        "object_store_mlflow_secret_key": "a-good-mlflow-secret",
+    },
 }
 CASES = [
     ("common", {"common_timezone": "Mars/Olympus Mons"}, "common_timezone"),
@@ -57,11 +63,23 @@ CASES = [
     ("nginx_proxy", {"nginx_proxy_upstreams": ["no-port"]}, "nginx_proxy_upstreams"),
     ("nginx_proxy", {"nginx_proxy_hash_scheme": "md5"}, "nginx_proxy_hash_scheme"),
     ("nginx_proxy", {"nginx_proxy_tls_certificate": "/etc/ssl/x.pem"}, "nginx_proxy_tls_certificate"),
+    ("object_store", {"object_store_backend": "ceph"}, "object_store_backend"),
+    ("object_store", {"object_store_bucket": "Bad_Bucket"}, "object_store_bucket"),
+    ("object_store", {"object_store_bucket": "192.168.0.1"}, "object_store_bucket"),
+    ("object_store", {"object_store_admin_secret_key": "short"}, "object_store_admin_secret_key"),
+    ("object_store", {"object_store_mlflow_access_key": "ADMINKEY01"}, "object_store_mlflow_access_key"),
+    ("object_store", {"object_store_s3_port": 99999}, "object_store_s3_port"),
+    ("object_store", {"object_store_backend": "minio"}, "object_store_minio_binary"),
+    (
+        "object_store",
+        {"object_store_seaweedfs_url": "https://example.invalid/weed.tgz"},
+        "object_store_seaweedfs_sha256",
+    ),
 ]
 SAFE_TASK_PREFIXES = ("Validating arguments", "Check ")
 # Preflight asserts print only the expression and our message, never a secret's
 # value, so they carry no no_log: the message naming the variable must be visible.
-SECRETS = ("a-good-db-password", "a-good-password")
+SECRETS = ("a-good-db-password", "a-good-password", "a-good-admin-secret", "a-good-mlflow-secret")
 
 
 def _run_role(role: str, extra: dict, tmp_path: Path) -> dict:
