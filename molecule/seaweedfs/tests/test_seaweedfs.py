@@ -66,3 +66,19 @@ def test_wrong_keys_are_refused(host):
 def test_mlflow_identity_is_limited_to_its_bucket(host):
     refused = boto(host, *MLFLOW_KEYS, "create-other")
     assert not refused["ok"] and "AccessDenied" in refused["error"]
+
+
+def test_bucket_policy_names_only_the_mlflow_identity(host):
+    script = (
+        "import boto3, json; from botocore.config import Config; "
+        "s3 = boto3.client('s3', endpoint_url='" + S3 + "', aws_access_key_id='MOLECULEADMIN01', "
+        "aws_secret_access_key='molecule-admin-secret-01', region_name='us-east-1', "
+        "config=Config(s3={'addressing_style': 'path'})); "
+        "print(s3.get_bucket_policy(Bucket='mlflow')['Policy'])"
+    )
+    policy = json.loads(host.check_output(f'/opt/mlflow/venv/bin/python -c "{script}"'))
+    principals = [s["Principal"]["AWS"] for s in policy["Statement"]]
+    assert principals == [["arn:aws:iam::000000000000:user/mlflow"]] or principals == [
+        "arn:aws:iam::000000000000:user/mlflow"
+    ]
+    assert all(s["Effect"] == "Allow" for s in policy["Statement"])
