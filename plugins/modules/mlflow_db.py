@@ -13,50 +13,67 @@ module: mlflow_db
 short_description: Bring an MLflow backend store schema to the installed mlflow, with a backup first
 version_added: "0.1.0"
 description:
-  - Reads the store's current alembic revision and the head revision of the mlflow installed
-    in a venv, and migrates the store to that head only when they differ (C(changed=true) only
-    then). A fresh empty database gets the full schema.
-  - Run it before the mlflow server (re)starts. mlflow 3.x opening an older store migrates it
-    on the spot with no backup; this module is where the backup happens.
-  - Before any migration of an existing store it takes a backup (pg_dump custom format for
-    PostgreSQL, the SQLite online backup API for SQLite) and keeps the newest I(backup_keep).
-  - The backend URI is handed to the venv's python in an environment variable, never on a
-    command line; every message and returned value carries the URI with its password redacted.
+  - Reads the store's current alembic revision and the head revision of the mlflow installed in a venv,
+    and migrates the store to that head only when they differ (C(changed=true) only then).
+    A fresh empty database gets the full schema.
+  - Run it before the mlflow server (re)starts. mlflow 3.x opening an older store migrates it on the
+    spot with no backup; this module is where the backup happens.
+  - Before migrating an existing store it takes a backup (C(pg_dump -Fc) for PostgreSQL, the SQLite online
+    backup API for SQLite) and keeps the newest O(backup_keep) backups of that database.
+  - The module does not import mlflow; it runs a small program with O(python), hands it the backend URI in
+    an environment variable (never on a command line) and uses mlflow's own migration code.
+  - Every message and returned value carries the URI with its password redacted.
 author:
   - mlops.mlflow maintainers (@mlops-mlflow)
 options:
   backend_store_uri:
-    description: SQLAlchemy URI of the backend store, e.g. C(postgresql+psycopg2://mlflow:pw@127.0.0.1:5432/mlflow) or C(sqlite:////var/lib/mlflow/mlflow.db).
+    description:
+      - SQLAlchemy URI of the backend store, as given to C(mlflow server --backend-store-uri).
+      - For example C(postgresql+psycopg2://mlflow:PASSWORD@127.0.0.1:5432/mlflow) (URL-encode the password)
+        or C(sqlite:////var/lib/mlflow/mlflow.db) (an absolute path).
     type: str
     required: true
   python:
-    description: Interpreter of the venv that holds the mlflow the server runs.
+    description:
+      - Interpreter of the venv that holds the mlflow the server runs (and the database driver).
     type: path
     default: /opt/mlflow/venv/bin/python
   state:
     description:
-      - C(upgraded) migrates the store to the installed mlflow's head revision.
-      - C(checked) only reports (C(upgrade_needed)), never migrates, C(changed=false).
+      - V(upgraded) migrates the store to the head revision of the installed mlflow.
+      - V(checked) only reports (RV(upgrade_needed)), never migrates and never reports a change.
     type: str
     choices: [upgraded, checked]
     default: upgraded
   backup:
-    description: Back the store up before a migration (not needed for a fresh database). Not supported for mysql yet.
+    description:
+      - Back the store up before a migration. No backup is taken when nothing is migrated, in check mode,
+        or for a fresh empty database.
+      - Supported for PostgreSQL and SQLite. For other backends (MySQL) set V(false) and back up yourself.
     type: bool
     default: true
   backup_dir:
-    description: Directory for backups (created with mode C(0700); backups are C(0600)).
+    description:
+      - Directory for backups; created if missing and set to mode C(0700). Backups are C(0600) files named
+        C(<database>-<UTC timestamp>-<from revision>.dump) (PostgreSQL) or C(.sqlite) (SQLite).
     type: path
     default: /var/backups/mlflow
   backup_keep:
-    description: Number of newest backups of this database to keep.
+    description:
+      - Number of newest backups of this database (made by this module, in O(backup_dir)) to keep;
+        older ones are removed after a new backup.
     type: int
     default: 5
   pg_dump:
-    description: Path of pg_dump; found on C(PATH) when not set.
+    description:
+      - Path of C(pg_dump) for PostgreSQL backups; found on C(PATH) when not set.
+      - Its major version must not be older than the server's.
     type: path
   timeout:
-    description: Seconds to wait for a database connection.
+    description:
+      - Seconds to wait for a database connection (probe, backup and migration).
+      - On PostgreSQL also the C(lock_timeout) of the migration, so a migration blocked by a running mlflow
+        server fails and rolls back instead of waiting; on SQLite the busy timeout.
     type: int
     default: 10
 extends_documentation_fragment:
@@ -64,181 +81,150 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Reports whether an upgrade would run, from which revision to which, and touches nothing.
+    details: Reports whether an upgrade would run, from which revision to which; touches nothing.
   diff_mode:
     support: full
+    details: Shows the revision before and after when it would change.
   platform:
     support: full
     platforms: posix
 notes:
   - A store at a revision the installed mlflow does not know (a newer mlflow wrote it) fails and is never touched.
+  - A database that has tables but no alembic revision is not treated as an MLflow store and is never touched.
+  - When a migration fails after a backup, the failure message names the backup, which is kept.
 requirements:
-  - mlflow, SQLAlchemy and the database driver in the venv of I(python)
-  - pg_dump on the target for PostgreSQL backups
+  - mlflow, SQLAlchemy and the database driver in the venv of O(python)
+  - C(pg_dump) on the target for PostgreSQL backups
 """
 
 EXAMPLES = r"""
-- name: Bring the store to the installed mlflow before restarting the server
+- name: Bring the store to the installed mlflow before (re)starting the server
   mlops.mlflow.mlflow_db:
-    backend_store_uri: "postgresql+psycopg2://mlflow:{{ vault_db_password | urlencode }}@127.0.0.1:5432/mlflow"
+    backend_store_uri: "postgresql+psycopg2://mlflow:{{ vault_mlflow_db_password | urlencode }}@127.0.0.1:5432/mlflow"
     python: /opt/mlflow/venv/bin/python
-    backup_dir: /var/backups/mlops-mlflow/mlflow-db
+    backup_dir: /var/backups/mlflow
+  notify: Restart mlflow
 
 - name: Only find out whether an upgrade is due
   mlops.mlflow.mlflow_db:
     backend_store_uri: sqlite:////var/lib/mlflow/mlflow.db
     state: checked
-  register: schema
+  register: mlflow_schema
+
+- name: MySQL store (backups not supported by the module yet)
+  mlops.mlflow.mlflow_db:
+    backend_store_uri: "mysql+pymysql://mlflow:{{ vault_mlflow_db_password | urlencode }}@db.example:3306/mlflow"
+    backup: false
 """
 
 RETURN = r"""
 backend:
-  description: Kind of store.
-  returned: always
+  description: Kind of store (C(postgresql), C(sqlite), C(mysql), ...).
+  returned: when the URI could be parsed
   type: str
   sample: postgresql
 mlflow_version:
-  description: Version of the mlflow in the venv.
-  returned: when the venv could be probed
+  description: Version of the mlflow in the venv of O(python).
+  returned: when mlflow could be imported
   type: str
   sample: 3.17.2
 current_revision:
   description: Alembic revision of the store before the run; null for a fresh database.
   returned: when the store could be read
   type: str
-  sample: 1b5f0d9ad7c1
+  sample: 0584bdc529eb
 head_revision:
   description: Newest revision the installed mlflow knows.
-  returned: when the venv could be probed
+  returned: when mlflow could be imported
   type: str
-  sample: 6953534de441
+  sample: dc11669786a5
 revision:
-  description: Revision of the store after the run (unchanged in check mode and with C(state=checked)).
+  description: Revision of the store after the run (the current revision in check mode and with O(state=checked)).
   returned: when the store could be read
   type: str
+  sample: dc11669786a5
 upgrade_needed:
   description: Whether the store is behind the installed mlflow.
   returned: when the store could be read
   type: bool
+  sample: true
 upgraded:
   description: Whether a migration ran.
   returned: always
   type: bool
+  sample: true
 backup_path:
-  description: Backup written before the migration, or null.
+  description: Backup written before the migration, or null when none was taken.
   returned: always
   type: str
-  sample: /var/backups/mlflow/mlflow-20261123T031500Z-1b5f0d9ad7c1.dump
+  sample: /var/backups/mlflow/mlflow-20261123T031500Z-0584bdc529eb.dump
 """
-
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 from ansible_collections.mlops.mlflow.plugins.module_utils.mlflow_db import (
-    PROBE_PROGRAM,
-    URI_ENV,
     MlflowDbError,
     StoreUri,
-    backup_name,
-    ensure_private_dir,
-    parse_probe_output,
-    prune_backups,
-    sqlite_backup,
+    build_result,
+    check_backup_supported,
+    make_backup,
+    revision_diff,
+    run_probe,
 )
 
 
-def _run_probe(module, store, mode):
-    python = module.params["python"]
-    if not os.path.exists(python):
-        raise MlflowDbError("python %s does not exist (is the mlflow venv installed?)" % python)
-    rc, stdout, stderr = module.run_command(
-        [python, "-c", PROBE_PROGRAM, mode, str(module.params["timeout"])],
-        environ_update={URI_ENV: store.uri},
-    )
-    data = parse_probe_output(stdout)
-    if rc != 0 or data is None or "error" in data:
-        reason = (data or {}).get("error") or (stderr.strip().splitlines() or ["no output"])[-1]
-        raise MlflowDbError(
-            "%s of %s with %s failed: %s" % (mode, store.redacted, python, store.scrub(reason)),
-            **dict((k, v) for k, v in (data or {}).items() if k != "error"),
-        )
-    return data
-
-
-def _backup(module, store, revision):
-    directory = module.params["backup_dir"]
-    ensure_private_dir(directory)
-    if store.backend == "sqlite":
-        path = os.path.join(directory, backup_name(store.database, revision, "sqlite"))
-        sqlite_backup(store.database, path)
-        suffix = "sqlite"
-    elif store.backend == "postgresql":
-        pg_dump = module.params["pg_dump"] or module.get_bin_path("pg_dump")
-        if not pg_dump:
-            raise MlflowDbError("pg_dump was not found; install postgresql-client or set pg_dump")
-        path = os.path.join(directory, backup_name(store.database, revision, "dump"))
-        old_umask = os.umask(0o077)
-        try:
-            rc, _out, stderr = module.run_command(
-                [pg_dump, "--format=custom", "--file", path], environ_update=store.pg_env()
-            )
-        finally:
-            os.umask(old_umask)
-        if rc != 0:
-            if os.path.exists(path):
-                os.unlink(path)
-            raise MlflowDbError("pg_dump of %s failed: %s" % (store.redacted, store.scrub(stderr.strip())))
-        suffix = "dump"
-    else:
-        raise MlflowDbError("backup of %s stores is not supported yet; set backup=false" % store.backend)
-    prune_backups(directory, store.database, suffix, module.params["backup_keep"])
-    return path
+def _validate(params):
+    if params["backup_keep"] < 1:
+        raise MlflowDbError("backup_keep must be at least 1")
+    if params["timeout"] < 1:
+        raise MlflowDbError("timeout must be at least 1 second")
 
 
 def run(module):
+    """Probe, decide, back up, migrate. Raises MlflowDbError (scrubbed) on any failure."""
     params = module.params
+    _validate(params)
     store = StoreUri(params["backend_store_uri"])
-    result = dict(changed=False, upgraded=False, backup_path=None, backend=store.backend)
-    if params["backup_keep"] < 1:
-        raise MlflowDbError("backup_keep must be at least 1")
-    if params["backup"] and params["state"] == "upgraded" and store.backend not in ("sqlite", "postgresql"):
-        raise MlflowDbError("backup of %s stores is not supported yet; set backup=false" % store.backend)
+    if params["backup"] and params["state"] == "upgraded":
+        check_backup_supported(store)  # before touching anything, also in check mode
 
-    probe = _run_probe(module, store, "probe")
-    current, head = probe["current_revision"], probe["head_revision"]
-    result.update(
-        mlflow_version=probe["mlflow_version"],
-        current_revision=current,
-        head_revision=head,
-        revision=current,
-        upgrade_needed=current != head,
-    )
-    if not probe["known_revision"]:
-        raise MlflowDbError(
-            "backend store %s is at revision %s, which the installed mlflow %s does not know "
-            "(is the database newer than the installed mlflow?)" % (store.redacted, current, probe["mlflow_version"]),
-            **result,
-        )
-    if current is None and not probe["empty"]:
-        raise MlflowDbError("%s has tables but no alembic_version: not an MLflow store" % store.redacted, **result)
-    if params["state"] == "checked" or current == head:
+    probe = run_probe(module.run_command, params["python"], store, "probe", params["timeout"])
+    result = build_result(store, probe)
+    current, head = result["current_revision"], result["head_revision"]
+    if params["state"] == "checked" or not result["upgrade_needed"]:
         return result
 
     result["changed"] = True
     if module._diff:
-        result["diff"] = dict(before="revision: %s\n" % current, after="revision: %s\n" % head)
+        result["diff"] = revision_diff(current, head)
     if module.check_mode:
         return result
 
     if params["backup"] and current is not None:
-        result["backup_path"] = _backup(module, store, current)
+        pg_dump = params["pg_dump"] or (module.get_bin_path("pg_dump") if store.backend == "postgresql" else None)
+        try:
+            result["backup_path"] = make_backup(
+                store,
+                params["backup_dir"],
+                current,
+                params["backup_keep"],
+                module.run_command,
+                module.atomic_move,
+                pg_dump=pg_dump,
+                timeout=params["timeout"],
+            )
+        except (OSError, MlflowDbError) as exc:
+            details = dict(result)
+            details["changed"] = False
+            raise MlflowDbError(
+                "backup before migrating failed, nothing was migrated: %s" % store.scrub(to_native(exc)), **details
+            ) from None
     try:
-        migrated = _run_probe(module, store, "upgrade")
+        migrated = run_probe(module.run_command, params["python"], store, "upgrade", params["timeout"], current)
     except MlflowDbError as exc:
-        kept = " (backup kept at %s)" % result["backup_path"] if result["backup_path"] else ""
+        kept = "; the backup taken before it is kept at %s" % result["backup_path"] if result["backup_path"] else ""
         raise MlflowDbError("%s%s" % (exc, kept), **result) from None
-    result.update(upgraded=True, revision=migrated["revision"])
+    result.update(upgraded=True, revision=migrated.get("revision"))
     return result
 
 
@@ -258,17 +244,20 @@ def main():
     )
     try:
         result = run(module)
-    except MlflowDbError as exc:
-        details = dict(exc.details)
-        details.update(changed=False, upgraded=False)
-        module.fail_json(msg="mlflow_db: %s" % to_native(exc), **details)
-    except (OSError, ValueError) as exc:
-        store_text = module.params["backend_store_uri"]
-        try:
-            message = StoreUri(store_text).scrub(to_native(exc))
-        except MlflowDbError:
-            message = "invalid backend_store_uri"
-        module.fail_json(msg="mlflow_db: %s" % message, changed=False, upgraded=False)
+    except (MlflowDbError, OSError) as exc:
+        details = dict(getattr(exc, "details", {}))
+        if not isinstance(exc, MlflowDbError):
+            # Not raised by our code, so not scrubbed yet.
+            try:
+                message = StoreUri(module.params["backend_store_uri"]).scrub(to_native(exc))
+            except MlflowDbError:
+                message = type(exc).__name__
+        else:
+            message = to_native(exc)
+        # A failed migration after a backup reports changed=true: the backup file was written.
+        details.setdefault("changed", False)
+        details.setdefault("upgraded", False)
+        module.fail_json(msg="mlflow_db: %s" % message, **details)
     module.exit_json(**result)
 
 

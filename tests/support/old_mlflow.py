@@ -1,26 +1,39 @@
-"""A second venv with an older mlflow release, to write stores the current one must migrate.
+"""A second venv with an older mlflow release, to write stores the current mlflow must migrate.
 
-Cached under .cache/venvs/ and rebuilt only when the pinned set changes. mlflow 2.22.1
-installs but fails to import beside SQLAlchemy 2.1, hence the pin.
+Use the helpers directly or the session fixture::
+
+    from support.old_mlflow import old_mlflow_python, write_old_store
+
+    written = write_old_store("sqlite:////tmp/x/mlflow.db")  # {"experiment_id": ..., "run_id": ...}
+
+The venv lives in .cache/venvs/mlflow-<version> (gitignored) and is (re)built only when it is
+missing or its marker file does not list exactly PINS. mlflow 2.22.1 installs but fails to
+import beside SQLAlchemy 2.1, hence `sqlalchemy<2.1`. Building takes a minute or two (PyPI);
+a file lock keeps concurrent test runs from building it twice.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO_ROOT
 
 OLD_MLFLOW = "2.22.1"
 PINS = [f"mlflow=={OLD_MLFLOW}", "sqlalchemy<2.1", "psycopg2-binary==2.9.13"]
 VENV = REPO_ROOT / ".cache" / "venvs" / f"mlflow-{OLD_MLFLOW}"
+MARKER = VENV / "pins.json"
 
+# Written by the old mlflow: one experiment, one run with a param and three metric steps.
 WRITE_PROGRAM = """
-import json, sys
+import json, os
 from mlflow.tracking import MlflowClient
-client = MlflowClient(tracking_uri=sys.argv[1])
+client = MlflowClient(tracking_uri=os.environ["STORE_URI"])
 exp = client.create_experiment("survivor")
 run = client.create_run(exp, run_name="old-run")
 client.log_param(run.info.run_id, "alpha", "0.5")
@@ -31,22 +44,51 @@ print(json.dumps({"experiment_id": exp, "run_id": run.info.run_id}))
 """
 
 
+def _is_current() -> bool:
+    try:
+        return (VENV / "bin" / "python").exists() and json.loads(MARKER.read_text()) == PINS
+    except (OSError, ValueError):
+        return False
+
+
 def old_mlflow_python() -> Path:
     """Return the python of the cached old-mlflow venv, building it when missing or stale."""
-    marker = VENV / "pins.json"
-    python = VENV / "bin" / "python"
-    if python.exists() and marker.exists() and json.loads(marker.read_text()) == PINS:
-        return python
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PINS], check=True)
-    marker.write_text(json.dumps(PINS))
-    return python
+    if _is_current():
+        return VENV / "bin" / "python"
+    VENV.parent.mkdir(parents=True, exist_ok=True)
+    with open(VENV.parent / f".mlflow-{OLD_MLFLOW}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _is_current():  # another run may have built it while we waited
+            MARKER.unlink(missing_ok=True)
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
+            python = VENV / "bin" / "python"
+            subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip"], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "--quiet", *PINS], check=True)
+            subprocess.run([str(python), "-c", "import mlflow.store.db.utils"], check=True)
+            MARKER.write_text(json.dumps(PINS))
+    return VENV / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def old_mlflow() -> Path:
+    """The old-mlflow venv's python (built once, cached across sessions)."""
+    return old_mlflow_python()
+
+
+def run_old(program: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run `program` with the old mlflow's python; return its stdout (fail the test on error)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run(
+        [str(old_mlflow_python()), "-c", program, *args], capture_output=True, text=True, env=full_env, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
 
 
 def write_old_store(uri: str, env: dict[str, str] | None = None) -> dict:
-    """Create an experiment, a run, a param and three metric steps with the old mlflow."""
-    proc = subprocess.run(
-        [str(old_mlflow_python()), "-c", WRITE_PROGRAM, uri], capture_output=True, text=True, env=env, check=False
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    """Create an experiment, a run, a param and three metric steps in `uri` with the old mlflow.
+
+    The URI goes to the old mlflow in the environment (STORE_URI), not on its command line.
+    """
+    return json.loads(run_old(WRITE_PROGRAM, env={**(env or {}), "STORE_URI": uri}).strip().splitlines()[-1])
