@@ -13,19 +13,16 @@ module: htpasswd
 short_description: Manage users of an htpasswd file read by nginx auth_basic
 version_added: "0.1.0"
 description:
-  - Adds, updates or removes one user of an htpasswd file.
-  - A present user whose stored hash already verifies against I(password), with the asked
-    scheme and rounds, is left alone (no rehash, C(changed=false)); a different password or
-    a scheme/rounds change rewrites that line only. Other users, comments and order are kept.
-  - The file is written to a temporary file in the same directory and renamed into place.
-  - "Choosing the scheme: nginx verifies the hash on every request, inside its event loop, so
-    an expensive hash slows every client. Measured with passlib on the development machine
-    (x86_64, one verify): apr_md5_crypt 0.8 ms; sha512_crypt 5000 rounds 1.9 ms (passlib's own
-    default of 656,000 rounds: 287 ms); bcrypt cost 5 1.9 ms, cost 10 51 ms, cost 12 202 ms.
-    A Raspberry Pi is several times slower. The default, sha512_crypt with 5000 rounds (glibc's
-    default), keeps a verify near 2 ms while staying a salted SHA-2 crypt that nginx on Debian
-    (libxcrypt) verifies; protect it with TLS and a failed-login rate limit.
-    C(bench/htpasswd_verify.py) re-measures these numbers."
+  - Adds, updates or removes one user of an htpasswd file, such as the one nginx reads with
+    C(auth_basic_user_file).
+  - A present user whose stored hash already verifies against O(password), with the asked
+    O(hash_scheme) and O(rounds), is left alone (no rehash, RV(ignore:changed=false)). A different
+    password, or a stored hash of another scheme or cost, rewrites that user's line only.
+    Other users, comments, blank lines, their order and the file's line endings are kept.
+  - The new content is written to a temporary file in the same directory and renamed into place.
+  - Bad input fails before anything is written, with a message that names the problem but never
+    the password or a hash - a name with C(:) or a newline, an empty password, an out-of-range
+    O(rounds), or an existing file with a malformed line (the message gives its line number).
 author:
   - mlops.mlflow maintainers (@mlops-mlflow)
 options:
@@ -35,39 +32,51 @@ options:
     required: true
     aliases: [dest]
   name:
-    description: User name; no C(:), newline or surrounding spaces.
+    description:
+      - User name. It must not be empty, contain C(:), a newline or a carriage return, start with
+        C(#) or start or end with whitespace.
     type: str
     required: true
     aliases: [username]
   password:
     description:
-      - Password of the user. Required when I(state=present); never logged or returned.
+      - Password of the user. Required and not empty when O(state=present); never logged or returned.
+      - With O(hash_scheme=bcrypt) at most 72 bytes (bcrypt ignores the rest).
     type: str
   state:
-    description: Whether the user is present or absent.
+    description: Whether the user is in the file.
     type: str
     choices: [present, absent]
     default: present
   hash_scheme:
-    description: Hash scheme for new or rewritten entries (all are verified by nginx on Debian and Apache's htpasswd).
+    description:
+      - Hash scheme for an added or rewritten user. nginx on Debian verifies all of them, and so
+        does Apache's C(htpasswd -v).
+      - C(sha512_crypt) and C(sha256_crypt) write C($6$) and C($5$) hashes, C(bcrypt) writes
+        C($2y$) hashes (the form C(htpasswd -B) writes), C(apr_md5_crypt) writes C($apr1$) hashes.
+      - The default is chosen for the verify cost nginx pays on every request; see the notes.
     type: str
     choices: [sha512_crypt, sha256_crypt, bcrypt, apr_md5_crypt]
     default: sha512_crypt
   rounds:
     description:
-      - Cost of the scheme. For C(sha512_crypt)/C(sha256_crypt) the rounds (1000-999999999,
-        default 5000); for C(bcrypt) the log2 cost (4-31, default 5). Not accepted for C(apr_md5_crypt).
-      - An existing hash with other rounds is rewritten.
+      - Cost of O(hash_scheme). For C(sha512_crypt) and C(sha256_crypt) the number of rounds,
+        1000 to 999999999, default C(5000). For C(bcrypt) the log2 cost, 4 to 31, default C(5).
+        C(apr_md5_crypt) has a fixed cost and refuses this option.
+      - A stored hash with another cost is rewritten (when O(update_password=always)).
+      - The module warns when the cost makes a verify about ten times dearer than the default.
     type: int
   update_password:
     description:
-      - C(always) rewrites the entry when the password (or scheme/rounds) differs.
-      - C(on_create) sets the password only when the user is added.
+      - V(always) rewrites the user's line when the password, the scheme or the cost differ.
+      - V(on_create) sets the password only when the user is added and then leaves the line alone.
     type: str
     choices: [always, on_create]
     default: always
   create:
-    description: Create the file when it does not exist. When false, a missing file fails (I(state=present)).
+    description:
+      - Create the file when it does not exist. When V(false), O(state=present) on a missing file
+        fails; O(state=absent) on a missing file is never an error.
     type: bool
     default: true
 extends_documentation_fragment:
@@ -78,23 +87,46 @@ attributes:
     support: full
   diff_mode:
     support: full
-    details: The diff lists user names only, never hashes or passwords.
+    details:
+      - The diff lists one C(name (scheme)) per user and marks the added or updated one; never a hash or a password.
   platform:
     support: full
     platforms: posix
 notes:
-  - A new file gets mode C(0600) unless I(mode) is set; give nginx read access with I(group) and I(mode).
+  - "Why C(sha512_crypt) with 5000 rounds: nginx verifies the hash on every request, inside its
+    event loop, so an expensive hash stalls every client of that worker. Measured with
+    C(bench/htpasswd_verify.py) (median of one verify; passlib / libcrypt's crypt function, which
+    nginx calls), on an x86_64 AMD EPYC KVM guest with 2 vCPUs, Debian 12, Python 3.11, libpass 1.9.4,
+    bcrypt 5.0.0:
+    apr_md5_crypt 0.35 ms / - (libcrypt has no apr1; nginx has its own);
+    sha256_crypt 5000 rounds 1.5 ms / 1.5 ms;
+    sha512_crypt 5000 rounds 2.5 ms / 1.5 ms;
+    sha512_crypt 50000 rounds 24 ms / 14 ms;
+    sha512_crypt 656000 rounds (passlib's own default) 316 ms / 187 ms;
+    bcrypt cost 5 1.6 ms / 1.4 ms; cost 8 13 ms / 11 ms; cost 10 51 ms / 43 ms; cost 12 203 ms / 176 ms.
+    Median of 21 verifies each; the machine was shared with other work, and earlier runs varied
+    by up to about 50%. A Raspberry Pi is several times slower."
+  - The default, C(sha512_crypt) at 5000 rounds (glibc's own default), keeps a verify near 2 ms and
+    is a salted SHA-2 crypt that nginx on Debian (libxcrypt) verifies. C(bcrypt) defaults to cost 5
+    by the same rule (under about 5 ms per verify). A cheap hash relies on strong passwords, TLS
+    and rate limiting failed logins; raise O(rounds) only as far as the host can verify per request.
+  - A new file gets mode C(0600) unless O(mode) is set; give nginx read access with O(group) and O(mode),
+    for example O(group=www-data) and O(mode=0640).
+  - The C(ansible.posix.json) stdout callback (also reached as C(ansible.builtin.json)) replaces a
+    result's C(action) key with the task's module name in its output; read RV(action) from a
+    registered variable.
 requirements:
-  - passlib (Debian package python3-passlib, or the maintained fork libpass)
-  - bcrypt (python3-bcrypt) for I(hash_scheme=bcrypt)
+  - passlib (Debian package C(python3-passlib), or the maintained fork C(libpass))
+  - bcrypt (Debian package C(python3-bcrypt)) for O(hash_scheme=bcrypt)
 seealso:
   - name: nginx auth_basic
     description: The nginx module that reads the file.
     link: https://nginx.org/en/docs/http/ngx_http_auth_basic_module.html
+  - module: community.general.htpasswd
 """
 
 EXAMPLES = r"""
-- name: Add alice for nginx basic auth
+- name: Add alice for nginx basic auth, readable by nginx
   mlops.mlflow.htpasswd:
     path: /etc/nginx/mlflow.htpasswd
     name: alice
@@ -111,11 +143,23 @@ EXAMPLES = r"""
     hash_scheme: bcrypt
     rounds: 8
 
+- name: Set an initial password only; users change theirs later
+  mlops.mlflow.htpasswd:
+    path: /etc/nginx/mlflow.htpasswd
+    name: dave
+    password: "{{ vault_dave_initial_password }}"
+    update_password: on_create
+
 - name: Remove a user
   mlops.mlflow.htpasswd:
     path: /etc/nginx/mlflow.htpasswd
     name: carol
     state: absent
+  register: carol_removed
+
+- name: Show what happened to carol
+  ansible.builtin.debug:
+    msg: "carol was {{ carol_removed.action }}"
 """
 
 RETURN = r"""
@@ -129,8 +173,10 @@ user:
   returned: always
   type: str
   sample: alice
-operation:
-  description: What happened to the user's entry (C(action) is reserved by Ansible).
+action:
+  description:
+    - What happened (or, in check mode, would happen) to the user's line.
+    - V(unchanged) also when only the file's owner, group or mode were changed (RV(ignore:changed) says so).
   returned: always
   type: str
   sample: added
@@ -140,58 +186,117 @@ operation:
 import os
 import tempfile
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.common.text.converters import to_bytes, to_native
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
 from ansible_collections.mlops.mlflow.plugins.module_utils.htpasswd_file import (
-    HAS_PASSLIB,
-    PASSLIB_IMPORT_ERROR,
+    DEFAULT_SCHEME,
     SCHEMES,
+    SLOW_VERIFY_FACTOR,
     HtpasswdError,
-    ensure_user,
-    parse,
-    remove_user,
-    render,
-    user_names,
-    validate,
+    MissingLibraryError,
+    ensure,
+    resolve_rounds,
+    verify_cost_factor,
 )
 
 
 def _read(path):
-    if not os.path.exists(path):
+    """The file's text, or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
         return None
-    with open(path, "rb") as handle:
-        return handle.read().decode("utf-8")
+    except (IOError, OSError) as exc:
+        raise HtpasswdError("cannot read the file: %s" % to_native(exc.strerror or exc)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HtpasswdError("the file is not UTF-8 text (byte %d)" % exc.start) from None
 
 
 def _write(module, path, text):
+    """Write `text` to a temp file next to `path` and rename it into place.
+
+    A new file is first created empty with mode 0600, so atomic_move keeps that mode instead of
+    giving the hashes the umask's (usually world-readable) mode; `mode` may widen it afterwards.
+    """
     directory = os.path.dirname(os.path.abspath(path))
-    existed = os.path.exists(path)
-    fd, tmp = tempfile.mkstemp(prefix=".htpasswd-", dir=directory)
+    placeholder = False
+    if not os.path.lexists(path):
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except (IOError, OSError) as exc:
+            raise HtpasswdError("cannot create the file: %s" % to_native(exc.strerror or exc)) from None
+        placeholder = True
+    tmp = None
+    moved = False
     try:
+        fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(to_bytes(text))
-        module.atomic_move(tmp, path)
-        if not existed:
-            # atomic_move gives new files the umask's mode; hashes stay private unless `mode` says otherwise.
-            os.chmod(path, 0o600)
+            handle.write(to_bytes(text, encoding="utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        module.atomic_move(tmp, path, unsafe_writes=module.params["unsafe_writes"])
+        moved = True
+    except (IOError, OSError) as exc:
+        raise HtpasswdError("cannot write the file: %s" % to_native(exc.strerror or exc)) from None
     finally:
-        if os.path.exists(tmp):
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+        if placeholder and not moved and os.path.exists(path) and os.path.getsize(path) == 0:
+            os.unlink(path)
 
 
-def _apply(params, text):
-    """Return (action, new_text, names_before, names_after); raise HtpasswdError on bad input."""
-    rounds = validate(params["name"], params["password"], params["hash_scheme"], params["rounds"], params["state"])
-    entries = parse(text or "")
-    before = user_names(entries)
-    if params["state"] == "present":
-        action = ensure_user(
-            entries, params["name"], params["password"], params["hash_scheme"], rounds, params["update_password"]
+def _warn_if_slow(module, scheme, rounds):
+    factor = verify_cost_factor(scheme, rounds)
+    if factor >= SLOW_VERIFY_FACTOR:
+        module.warn(
+            "hash_scheme=%s with rounds=%d makes each nginx auth_basic check about %d times as costly as "
+            "the default (sha512_crypt, 5000 rounds, about 2 ms); nginx verifies on every request"
+            % (scheme, rounds, factor)
         )
-    else:
-        action = remove_user(entries, params["name"])
-    trailing = text is None or text == "" or text.endswith("\n")
-    return action, render(entries, trailing), before, user_names(entries)
+
+
+def _run(module, result):
+    """Do the work; fill `result`; raise HtpasswdError on any failure."""
+    params = module.params
+    path = params["path"]
+    if os.path.isdir(path):
+        raise HtpasswdError("the path is a directory")
+
+    text = _read(path)
+    if text is None and params["state"] == "present" and not params["create"]:
+        raise HtpasswdError("the file does not exist and create=false")
+
+    outcome = ensure(
+        text,
+        params["name"],
+        params["state"],
+        password=params["password"],
+        scheme=params["hash_scheme"],
+        rounds=params["rounds"],
+        update_password=params["update_password"],
+    )
+    if params["state"] == "present":
+        _warn_if_slow(module, params["hash_scheme"], resolve_rounds(params["hash_scheme"], params["rounds"]))
+    result["action"] = outcome.action
+    if outcome.changed:
+        result["changed"] = True
+        if module._diff:
+            result["diff"] = dict(
+                before_header="%s (users)" % path,
+                after_header="%s (users)" % path,
+                before=outcome.before,
+                after=outcome.after,
+            )
+        if not module.check_mode:
+            # Through a symlink, rewrite its target and keep the link.
+            _write(module, os.path.realpath(path), outcome.text)
+
+    if os.path.exists(path):
+        file_args = module.load_file_common_arguments(params)
+        result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
 
 
 def main():
@@ -201,7 +306,7 @@ def main():
             name=dict(type="str", required=True, aliases=["username"]),
             password=dict(type="str", no_log=True),
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            hash_scheme=dict(type="str", choices=list(SCHEMES), default="sha512_crypt"),
+            hash_scheme=dict(type="str", choices=list(SCHEMES), default=DEFAULT_SCHEME),
             rounds=dict(type="int"),
             update_password=dict(type="str", choices=["always", "on_create"], default="always"),
             create=dict(type="bool", default=True),
@@ -209,38 +314,14 @@ def main():
         add_file_common_args=True,
         supports_check_mode=True,
     )
-    if not HAS_PASSLIB:
-        module.fail_json(msg=missing_required_lib("passlib"), exception=to_native(PASSLIB_IMPORT_ERROR))
-
-    params = module.params
-    path = params["path"]
-    result = dict(changed=False, path=path, user=params["name"], operation="unchanged")
+    result = dict(changed=False, path=module.params["path"], user=module.params["name"], action="unchanged")
     try:
-        text = _read(path)
-        if text is None and params["state"] == "present" and not params["create"]:
-            raise HtpasswdError("%s does not exist and create is false" % path)
-        if text is None and params["state"] == "absent":
-            module.exit_json(**result)
-        action, new_text, before, after = _apply(params, text)
-    except (HtpasswdError, UnicodeDecodeError, OSError) as exc:
-        module.fail_json(msg="htpasswd %s: %s" % (path, to_native(exc)), **result)
-
-    result["operation"] = action
-    if action != "unchanged" or text is None:
-        result["changed"] = True
-        if module._diff:
-            result["diff"] = dict(
-                before_header="%s (users)" % path,
-                after_header="%s (users)" % path,
-                before="".join("%s\n" % name for name in before),
-                after="".join("%s\n" % name for name in after),
-            )
-        if not module.check_mode:
-            _write(module, path, new_text)
-
-    if os.path.exists(path):
-        file_args = module.load_file_common_arguments(params)
-        result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
+        _run(module, result)
+    except HtpasswdError as exc:
+        extra = {}
+        if isinstance(exc, MissingLibraryError) and exc.import_traceback:
+            extra["exception"] = exc.import_traceback
+        module.fail_json(msg="htpasswd %s: %s" % (result["path"], to_text(exc)), **dict(result, **extra))
     module.exit_json(**result)
 
 
