@@ -45,6 +45,38 @@ def _ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def run_playbook(
+    plays: list[dict],
+    tmp_path: Path,
+    *,
+    variables: dict | None = None,
+    check: bool = False,
+    diff: bool = False,
+    json_output: bool = True,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """Run `plays` on localhost (local connection, the test interpreter) from this checkout."""
+    book = tmp_path / "playbook.json"
+    book.write_text(json.dumps(plays))
+    cmd = [
+        shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
+    ]
+    if variables is not None:
+        (tmp_path / "vars.json").write_text(json.dumps(variables))
+        cmd += ["-e", f"@{tmp_path / 'vars.json'}"]
+    cmd += [str(book)] + (["--check"] if check else []) + (["--diff"] if diff else [])
+    extra = dict(env or {})
+    if not json_output:
+        extra.setdefault("ANSIBLE_STDOUT_CALLBACK", "ansible.builtin.default")
+    return subprocess.run(cmd, capture_output=True, text=True, env=_ansible_env(extra), check=False)
+
+
 def run_ansible_module(
     module: str,
     args: dict,
@@ -56,31 +88,13 @@ def run_ansible_module(
 ) -> dict:
     """Run ``mlops.mlflow.<module>`` once on localhost and return its result."""
     fqcn = module if "." in module else f"mlops.mlflow.{module}"
-    playbook = [
-        {
-            "name": "run one module",
-            "hosts": "localhost",
-            "gather_facts": False,
-            "tasks": [{"name": "module under test", fqcn: args, "ignore_errors": True}],
-        }
-    ]
-    book = tmp_path / f"run_{module.replace('.', '_')}.json"
-    book.write_text(json.dumps(playbook))
-    cmd = [
-        shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook",
-        "-i",
-        "localhost,",
-        "-c",
-        "local",
-        "-e",
-        f"ansible_python_interpreter={sys.executable}",
-        str(book),
-    ]
-    if check:
-        cmd.append("--check")
-    if diff:
-        cmd.append("--diff")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=_ansible_env(env), check=False)
+    play = {
+        "name": "run one module",
+        "hosts": "localhost",
+        "gather_facts": False,
+        "tasks": [{"name": "module under test", fqcn: args, "ignore_errors": True}],
+    }
+    proc = run_playbook([play], tmp_path, check=check, diff=diff, env=env)
     try:
         report = json.loads(proc.stdout)
         result = report["plays"][0]["tasks"][0]["hosts"]["localhost"]

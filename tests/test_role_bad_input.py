@@ -9,14 +9,11 @@ message must name the variable.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_playbook
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 GOOD = {
     "common": {},
     "postgres": {"postgres_db_password": "a-good-db-password"},
@@ -92,35 +89,8 @@ SECRETS = ("a-good-db-password", "a-good-password", "a-good-admin-secret", "a-go
 
 
 def _run_role(role: str, extra: dict, tmp_path: Path) -> dict:
-    play = [{"name": "bad input", "hosts": "localhost", "gather_facts": False, "roles": [f"mlops.mlflow.{role}"]}]
-    (tmp_path / "play.json").write_text(json.dumps(play))
-    (tmp_path / "vars.json").write_text(json.dumps({**GOOD[role], **extra}))
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"),
-        ANSIBLE_COLLECTIONS_PATH=str(REPO_ROOT / "collections"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-    )
-    proc = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "--check",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            "-e",
-            f"@{tmp_path / 'vars.json'}",
-            str(tmp_path / "play.json"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    play = {"name": "bad input", "hosts": "localhost", "gather_facts": False, "roles": [f"mlops.mlflow.{role}"]}
+    proc = run_playbook([play], tmp_path, variables={**GOOD[role], **extra}, check=True)
     assert proc.returncode != 0, f"bad input was accepted:\n{proc.stdout[-2000:]}"
     return json.loads(proc.stdout)
 

@@ -3,37 +3,31 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import boto3
 import pytest
+from conftest import run_playbook
 from support.s3_servers import moto_s3  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 BUCKET = "acme-mlflow-artifacts"
 
 
 def converge(moto, tmp_path, **extra) -> subprocess.CompletedProcess:
-    play = [
-        {
-            "name": "s3_iam against moto",
-            "hosts": "localhost",
-            "gather_facts": False,
-            "roles": ["mlops.mlflow.s3_iam"],
-            "tasks": [
-                {
-                    "name": "Show which key the mlflow server gets (id only)",
-                    "ansible.builtin.debug": {"msg": "key={{ s3_iam_access_key_id }}"},
-                }
-            ],
-        }
-    ]
-    (tmp_path / "play.json").write_text(json.dumps(play))
+    play = {
+        "name": "s3_iam against moto",
+        "hosts": "localhost",
+        "gather_facts": False,
+        "roles": ["mlops.mlflow.s3_iam"],
+        "tasks": [
+            {
+                "name": "Show the key id the mlflow server gets",
+                "ansible.builtin.debug": {"msg": "key={{ s3_iam_access_key_id }}"},
+            }
+        ],
+    }
     variables = {
         "s3_iam_bucket": BUCKET,
         "s3_iam_endpoint_url": moto.endpoint_url,
@@ -42,27 +36,7 @@ def converge(moto, tmp_path, **extra) -> subprocess.CompletedProcess:
         "s3_iam_credentials_file": str(tmp_path / "creds" / "mlflow.json"),
         **extra,
     }
-    (tmp_path / "vars.json").write_text(json.dumps(variables))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    env["ANSIBLE_COLLECTIONS_PATH"] = str(REPO_ROOT / "collections")
-    return subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            "-e",
-            f"@{tmp_path / 'vars.json'}",
-            str(tmp_path / "play.json"),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    return run_playbook([play], tmp_path, variables=variables, json_output=False)
 
 
 def iam_client(moto):
