@@ -1,0 +1,93 @@
+"""Scheduled reconvergence: a run converges, drift is reported exactly, repaired, and runs never overlap."""
+
+import json
+
+import pytest
+
+SITE = "/etc/nginx/sites-available/mlflow.conf"
+ENV_FILE = "/etc/mlflow/mlflow-server.env"
+
+
+def run(host, mode):
+    result = host.run(f"systemctl start mlops-reconverge@{mode}.service")
+    summary = json.loads(host.file(f"/var/lib/mlops-reconverge/last-{mode}/summary.json").content_string)
+    return result, summary
+
+
+def changed_tasks(summary):
+    return {item["task"].split(" : ", 1)[-1] for item in summary["changed"]}
+
+
+def test_timers_scheduled(host):
+    for mode in ("apply", "drift-report"):
+        timer = host.service(f"mlops-reconverge-{mode}.timer")
+        assert timer.is_enabled and timer.is_running
+    listing = host.check_output("systemctl list-timers --all --no-legend mlops-reconverge-*")
+    assert "mlops-reconverge-apply.timer" in listing
+
+
+@pytest.fixture(scope="module")
+def converged(host):
+    first, summary = run(host, "apply")
+    assert first.rc == 0, summary["failed"]
+    assert summary["rc"] == 0 and summary["changed"], "the first run should converge the stack"
+    return summary
+
+
+def test_second_run_reports_no_change(host, converged):
+    result, summary = run(host, "apply")
+    assert result.rc == 0
+    assert summary["rc"] == 0 and summary["changed"] == [] and summary["failed"] == []
+    assert host.file("/var/lib/mlops-reconverge/last-apply.rc").content_string.strip() == "0"
+    assert "0 changed, 0 failed" in host.file("/var/lib/mlops-reconverge/last-apply/summary.txt").content_string
+
+
+def test_drift_is_reported_exactly_then_repaired(host, converged):
+    host.check_output(f"echo '# hand edit' >> {SITE}")
+    host.check_output("systemctl stop mlflow-server")
+    host.check_output(f"chmod 0644 {ENV_FILE}")
+
+    _, report = run(host, "drift-report")
+    assert report["mode"] == "drift-report" and report["failed"] == []
+    assert changed_tasks(report) >= {
+        "Write the MLflow site (validated with nginx -t)",
+        "Write the mlflow server environment file (secrets)",
+        "Start and enable the mlflow server",
+    }
+    handlers = {"Reload nginx", "Restart mlflow server (systemd)", "Reload systemd for mlflow server"}
+    assert (
+        changed_tasks(report)
+        <= {
+            "Write the MLflow site (validated with nginx -t)",
+            "Write the mlflow server environment file (secrets)",
+            "Start and enable the mlflow server",
+        }
+        | handlers
+    ), report["changed"]
+    # A drift report changes nothing.
+    assert "# hand edit" in host.file(SITE).content_string
+    assert not host.service("mlflow-server").is_running
+    assert host.file(ENV_FILE).mode == 0o644
+
+    _, repaired = run(host, "apply")
+    assert repaired["rc"] == 0 and repaired["changed"]
+    assert "# hand edit" not in host.file(SITE).content_string
+    assert host.service("mlflow-server").is_running
+    assert host.file(ENV_FILE).mode == 0o640
+
+    _, clean = run(host, "apply")
+    assert clean["changed"] == []
+
+
+def test_logs_hold_no_secret(host, converged):
+    found = host.run("grep -rl reconverge-alice-01 /var/log/mlops-reconverge /var/lib/mlops-reconverge")
+    assert found.stdout.strip() == ""
+    assert host.file("/var/log/mlops-reconverge").mode == 0o750
+
+
+def test_a_second_run_waits_for_none(host, converged):
+    host.check_output("flock /run/lock/mlops-reconverge.lock sleep 20 >/dev/null 2>&1 &")
+    result = host.run("/usr/local/sbin/mlops-reconverge apply")
+    assert result.rc == 75
+    assert "another run holds" in result.stderr
+    assert host.file("/var/lib/mlops-reconverge/last-apply.rc").content_string.strip() == "75"
