@@ -1,0 +1,46 @@
+"""The Pi layout from site.yml: every role on one host, wired by the inventory's group_vars."""
+
+import json
+
+USER = ("alice", "pi-alice-password-01")
+SECRETS = ["pi-db-secret-000001", "pi-admin-secret-000001", "pi-mlflow-secret-00001", "pi-alice-password-01"]
+
+
+def test_wiring_reached_every_role(host):
+    env = host.file("/etc/mlflow/mlflow-server.env").content_string
+    assert "postgresql+psycopg2://mlflow:" in env
+    assert "MLFLOW_ARTIFACTS_DESTINATION='s3://mlflow/artifacts'" in env
+    assert "MLFLOW_S3_ENDPOINT_URL='http://127.0.0.1:8333'" in env
+    assert "AWS_ACCESS_KEY_ID='PIMLFLOW00001'" in env
+
+
+def test_only_nginx_listens_beyond_loopback(host):
+    listeners = host.check_output("ss -Hltn").splitlines()
+    public = {line.split()[3] for line in listeners if not line.split()[3].startswith(("127.", "[::1]"))}
+    assert {addr.rsplit(":", 1)[1] for addr in public} <= {"80", "443"}, public
+
+
+def test_real_client_through_nginx_into_the_bucket(host, mlflow_smoke):
+    env = f"MLFLOW_TRACKING_USERNAME={USER[0]} MLFLOW_TRACKING_PASSWORD={USER[1]} MLFLOW_TRACKING_INSECURE_TLS=true"
+    result = mlflow_smoke("both", "pi", uri="https://localhost", env=env)
+    run_id = result["written"]["run_id"]
+    listing = host.check_output(
+        '/opt/mlflow/venv/bin/python -c "import boto3, json; from botocore.config import Config; '
+        "s3 = boto3.client('s3', endpoint_url='http://127.0.0.1:8333', aws_access_key_id='PIMLFLOW00001', "
+        "aws_secret_access_key='pi-mlflow-secret-00001', region_name='us-east-1', "
+        "config=Config(s3={'addressing_style': 'path'})); "
+        "print(json.dumps([o['Key'] for o in s3.list_objects_v2(Bucket='mlflow').get('Contents', [])]))\""
+    )
+    assert any(run_id in key for key in json.loads(listing))
+    assert result["read"]["model_versions"] == 1
+
+
+def test_no_secret_in_process_list_or_world_readable_files(host):
+    processes = host.check_output("ps -eo args")
+    readable = host.check_output(
+        "find /etc/mlflow /etc/mlops-object-store /etc/nginx /opt/mlflow -maxdepth 2 -type f -perm -o=r "
+        "-exec grep -l -e pi-db-secret -e pi-admin-secret -e pi-mlflow-secret -e pi-alice-password {} + || true"
+    )
+    for secret in SECRETS:
+        assert secret not in processes
+    assert readable.strip() == ""
