@@ -44,3 +44,25 @@ def test_no_secret_in_process_list_or_world_readable_files(host):
     for secret in SECRETS:
         assert secret not in processes
     assert readable.strip() == ""
+
+
+def test_proxy_keeps_artifact_transfers_off_the_private_s3(host, http):
+    through_nginx = json.loads(
+        host.check_output(
+            'python3 -c "import base64, ssl, urllib.request as u; '
+            "r = u.Request('https://localhost/api/3.0/mlflow/server-info'); "
+            "r.add_header('Authorization', 'Basic ' + base64.b64encode(b'alice:pi-alice-password-01').decode()); "
+            'print(u.urlopen(r, context=ssl._create_unverified_context()).read().decode())"'
+        )
+    )
+    direct = json.loads(
+        host.check_output(
+            'python3 -c "import urllib.request as u; '
+            "print(u.urlopen('http://127.0.0.1:5000/api/3.0/mlflow/server-info').read().decode())\""
+        )
+    )
+    # mlflow offers presigned S3 transfers; the proxy withdraws the offer.
+    assert direct["multipart_downloads_enabled"] is True
+    assert through_nginx["multipart_downloads_enabled"] is False
+    assert through_nginx["multipart_uploads_enabled"] is False
+    assert http("https://localhost/api/3.0/mlflow/server-info")["status"] == 401
