@@ -28,6 +28,12 @@ GOOD = {
         "object_store_mlflow_secret_key": "a-good-mlflow-secret",
     },
 }
+# MLflow's auth app switched on with valid settings; each case spoils one of them.
+AUTH = {
+    "mlflow_server_auth_enabled": True,
+    "mlflow_server_auth_admin_password": "a-good-admin-password",
+    "mlflow_server_auth_secret_key": "a-good-flask-secret-key-0123456789abcdef",
+}
 CASES = [
     ("common", {"common_timezone": "Mars/Olympus Mons"}, "common_timezone"),
     ("common", {"common_system_users": [{"name": "Bad User"}]}, "common_system_users"),
@@ -56,6 +62,28 @@ CASES = [
     ("mlflow_server", {"mlflow_server_artifacts_destination": "relative/dir"}, "mlflow_server_artifacts_destination"),
     ("mlflow_server", {"mlflow_server_s3_access_key": "AKIAONLY"}, "mlflow_server_s3_access_key"),
     ("mlflow_server", {"mlflow_server_service_manager": "upstart"}, "mlflow_server_service_manager"),
+    ("mlflow_server", {**AUTH, "mlflow_server_auth_admin_password": ""}, "mlflow_server_auth_admin_password"),
+    (
+        "mlflow_server",
+        {**AUTH, "mlflow_server_auth_admin_password": "password1234"},
+        "mlflow_server_auth_admin_password",
+    ),
+    ("mlflow_server", {**AUTH, "mlflow_server_auth_secret_key": "too-short"}, "mlflow_server_auth_secret_key"),
+    (
+        "mlflow_server",
+        {**AUTH, "mlflow_server_auth_default_permission": "ADMIN"},
+        "mlflow_server_auth_default_permission",
+    ),
+    (
+        "mlflow_server",
+        {**AUTH, "mlflow_server_auth_users": [{"name": "alice", "password": "short"}]},
+        "mlflow_server_auth_users",
+    ),
+    (
+        "mlflow_server",
+        {**AUTH, "mlflow_server_auth_users": [{"name": "al:ice", "password": "a-long-enough-password"}]},
+        "mlflow_server_auth_users",
+    ),
     ("nginx_proxy", {"nginx_proxy_users": []}, "nginx_proxy_users"),
     ("nginx_proxy", {"nginx_proxy_users": [{"name": "alice", "password": "short"}]}, "nginx_proxy_users"),
     ("nginx_proxy", {"nginx_proxy_users": [{"name": "a:b", "password": "a-good-password"}]}, "nginx_proxy_users"),
@@ -85,7 +113,15 @@ CASES = [
 SAFE_TASK_PREFIXES = ("Validating arguments", "Check ")
 # Preflight asserts print only the expression and our message, never a secret's
 # value, so they carry no no_log: the message naming the variable must be visible.
-SECRETS = ("a-good-db-password", "a-good-password", "a-good-admin-secret", "a-good-mlflow-secret")
+SECRETS = (
+    "a-good-db-password",
+    "a-good-password",
+    "a-good-admin-secret",
+    "a-good-mlflow-secret",
+    "a-good-admin-password",
+    "a-good-flask-secret-key-0123456789abcdef",
+    "a-long-enough-password",
+)
 
 
 def _run_role(role: str, extra: dict, tmp_path: Path) -> dict:
