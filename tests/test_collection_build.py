@@ -85,7 +85,8 @@ def test_installed_collection_runs_site_playbook_by_fqcn(tarball, tmp_path):
 
     inventory = tmp_path / "hosts.ini"
     inventory.write_text(
-        f"[mlflow_proxy]\nlocalhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+        f"[mlflow_server]\nlocalhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+        "[mlflow_proxy]\nlocalhost\n"
     )
     users = json.dumps({"nginx_proxy_users": [{"name": "build-test", "password": "build-test-password"}]})
     # Check mode against this machine, common role's install step only: proves the
