@@ -11,7 +11,7 @@ DOCUMENTATION = r"""
 ---
 module: mlflow_user
 short_description: Manage users of MLflow's basic-auth app through its REST API
-version_added: "0.2.0"
+version_added: "0.1.0"
 description:
   - Adds, updates or removes one user of MLflow's own authentication app
     (C(mlflow server --app-name basic-auth)), authenticating as an admin of that app.
