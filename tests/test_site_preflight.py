@@ -1,6 +1,6 @@
 """site.yml's first play refuses an incomplete layout before any host is contacted.
 
-Every host of these inventories sits at an unroutable TEST-NET address behind SSH: a
+Every host of these inventories sits at a documentation (TEST-NET-2) address behind SSH: a
 task that touched one would come back unreachable. The failing cases must stop in the
 preflight play, with a message naming what is missing, and no later play may start.
 """
@@ -18,11 +18,11 @@ from conftest import REPO_ROOT, _ansible_env
 SITE = REPO_ROOT / "playbooks" / "site.yml"
 VAULT_EXAMPLE = REPO_ROOT / "inventories" / "group_vars" / "all" / "vault.yml.example"
 HOSTS = {
-    "db": "192.0.2.11",
-    "s3": "192.0.2.12",
-    "mlflow1": "192.0.2.21",
-    "mlflow2": "192.0.2.22",
-    "proxy": "192.0.2.30",
+    "db": "198.51.100.11",
+    "s3": "198.51.100.12",
+    "mlflow1": "198.51.100.21",
+    "mlflow2": "198.51.100.22",
+    "proxy": "198.51.100.30",
 }
 
 
