@@ -1,6 +1,6 @@
 # mlops.mlflow developer entry points. Run from a fresh Debian machine as root
 # (or a user with passwordless sudo).
-.PHONY: test test-quick lint venv image demo demo-down
+.PHONY: test test-quick lint venv image demo demo-down bench
 
 test:  ## The whole suite: lint, sanity, pytest (unit + real services), every molecule scenario
 	scripts/test
@@ -19,3 +19,10 @@ demo:  ## Converge the demo stack into a local container
 
 demo-down:
 	scripts/demo down
+
+bench:  ## Measure (real services and a converge container, about 1.5 h) and regenerate docs/benchmarks.md
+	scripts/host-deps && scripts/venv && scripts/engine-bootstrap && scripts/build-test-image
+	.venv/bin/python bench/tracking_throughput.py
+	.venv/bin/python bench/converge_cost.py
+	.venv/bin/python bench/footprint.py
+	.venv/bin/python bench/report.py

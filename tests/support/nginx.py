@@ -90,11 +90,15 @@ class NginxServer:
         except OSError:
             return "(no error log)"
 
+    def render_conf(self) -> str:
+        """The nginx.conf text for the current port; subclasses may serve a whole site file instead."""
+        return _CONF.format(prefix=self.prefix, port=self.port, body=self.server_body)
+
     def start(self) -> NginxServer:
         # A free port can be taken between the probe and nginx's bind: try a few.
         for _attempt in range(3):
             self.port = find_free_port()
-            self.conf.write_text(_CONF.format(prefix=self.prefix, port=self.port, body=self.server_body))
+            self.conf.write_text(self.render_conf())
             check = subprocess.run(self._command("-t", "-q"), capture_output=True, text=True, check=False)
             if check.returncode != 0:
                 self.stop()

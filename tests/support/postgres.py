@@ -82,7 +82,7 @@ class PostgresServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, bin_dir: Path | None = None):
+    def __init__(self, bin_dir: Path | None = None, settings: dict[str, str] | None = None):
         bin_dir = bin_dir or _bin_dir()
         if bin_dir is None:
             raise RuntimeError(
@@ -95,6 +95,9 @@ class PostgresServer:
         self.log = self.root / "postgres.log"
         self.port = find_free_port()
         self.os_user = pwd.getpwnam("postgres")
+        # Extra server settings (`-c name=value`), applied after the test defaults below, so
+        # they can also turn durability back on (e.g. the benches: fsync=on).
+        self.settings = dict(settings or {})
 
     # -- running things as the postgres system user ------------------------------------
     def _as_postgres(self, *cmd: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
@@ -132,6 +135,7 @@ class PostgresServer:
             f"-c listen_addresses={self.host} -c port={self.port} -c unix_socket_directories={self.socket_dir} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         )
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         self._as_postgres(
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start"
         )

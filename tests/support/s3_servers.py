@@ -192,8 +192,19 @@ def _wait_until(server: S3Server, probe, what: str) -> None:
 # --------------------------------------------------------------------------- SeaweedFS
 
 
-def start_seaweedfs(root: Path | None = None) -> S3Server:
-    """Start ``weed server -s3`` with an admin and an ``other`` identity; return when S3 answers."""
+def start_seaweedfs(
+    root: Path | None = None,
+    *,
+    volume_size_limit_mb: int = 16,
+    volume_max: int = 100,
+    extra_args: list[str] | None = None,
+    env: dict | None = None,
+) -> S3Server:
+    """Start ``weed server -s3`` with an admin and an ``other`` identity; return when S3 answers.
+
+    Volumes are small by default (tests); the benches pass the object_store role's sizes, and
+    may add `weed server` flags and environment (e.g. Go runtime settings).
+    """
     weed = _binary("weed")
     root = Path(root or tempfile.mkdtemp(prefix="seaweedfs-test-"))
     data = root / "data"
@@ -232,10 +243,10 @@ def start_seaweedfs(root: Path | None = None) -> S3Server:
         f"-dir={data}",
         f"-master.port={ports['master']}",
         f"-master.port.grpc={ports['master_grpc']}",
-        "-master.volumeSizeLimitMB=16",
+        f"-master.volumeSizeLimitMB={volume_size_limit_mb}",
         f"-volume.port={ports['volume']}",
         f"-volume.port.grpc={ports['volume_grpc']}",
-        "-volume.max=100",
+        f"-volume.max={volume_max}",
         "-filer",
         f"-filer.port={ports['filer']}",
         f"-filer.port.grpc={ports['filer_grpc']}",
@@ -248,9 +259,12 @@ def start_seaweedfs(root: Path | None = None) -> S3Server:
         f"-s3.localSocket={root / 's3.sock'}",
         f"-s3.config={s3_config}",
         "-s3.allowDeleteBucketNotEmpty=false",
+        *(extra_args or []),
     ]
     log = open(root / "server.log", "wb")  # noqa: SIM115 - handed to the child process
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True, env={**os.environ, **(env or {})}
+    )
     log.close()
     server = S3Server("seaweedfs", f"http://127.0.0.1:{ports['s3']}", admin, other, root=root, proc=proc)
     server.ports = ports

@@ -121,6 +121,13 @@ def test_only_nginx_is_reachable_from_outside(host):
     assert not reachable(5432), "postgres must listen on loopback only"
 
 
+def test_new_upstream_connection_per_request_with_two_workers(host):
+    """mlflow runs 2 uvicorn workers (no TCP_NODELAY on reused connections): no upstream keepalive."""
+    site = host.file("/etc/nginx/sites-available/mlflow.conf").content_string
+    assert "keepalive" not in site
+    assert "--workers 2 " in host.file("/etc/systemd/system/mlflow-server.service").content_string
+
+
 def test_site_validator_refuses_a_broken_site(host):
     host.check_output("echo 'server { listen 80; bogus_directive on; }' > /root/broken-site.conf")
     assert host.run("/usr/local/sbin/nginx-validate-site /root/broken-site.conf").rc != 0

@@ -14,6 +14,18 @@ def test_wiring_reached_every_role(host):
     assert "AWS_ACCESS_KEY_ID='PIMLFLOW00001'" in env
 
 
+def test_pi_profile_reached_the_services(host):
+    """inventories/group_vars/pi.yml: one mlflow worker, 32MB shared_buffers, weed's GOMEMLIMIT."""
+    weed = host.check_output("systemctl show -p MainPID --value mlops-object-store")
+    environ = host.check_output(f"tr '\\0' '\\n' < /proc/{weed}/environ").splitlines()
+    assert "GOMEMLIMIT=256MiB" in environ
+    mlflow = host.check_output("systemctl show -p MainPID --value mlflow-server")
+    assert "--workers 1 " in host.check_output(f"tr '\\0' ' ' < /proc/{mlflow}/cmdline")
+    buffers = host.check_output("runuser -u postgres -- psql -Atc 'show shared_buffers'")
+    assert buffers.strip() == "32MB"
+    assert "    keepalive 16;" in host.file("/etc/nginx/sites-available/mlflow.conf").content_string
+
+
 def test_only_nginx_listens_beyond_loopback(host):
     listeners = host.check_output("ss -Hltn").splitlines()
     public = {line.split()[3] for line in listeners if not line.split()[3].startswith(("127.", "[::1]"))}

@@ -37,6 +37,9 @@ def test_store_runs_hardened_on_loopback(host):
     assert not host.socket("tcp://0.0.0.0:8333").is_listening
     identities = host.file("/etc/mlops-object-store/s3.json")
     assert (identities.user, identities.group, identities.mode) == ("root", "s3store", 0o640)
+    # The role's default soft memory limit reaches the weed process.
+    weed = host.check_output("systemctl show -p MainPID --value mlops-object-store")
+    assert "GOMEMLIMIT=512MiB" in host.check_output(f"tr '\\0' '\\n' < /proc/{weed}/environ").splitlines()
 
 
 def test_artifacts_go_through_the_server_into_the_bucket(host, mlflow_smoke):
