@@ -84,10 +84,27 @@ CASES = [
         {**AUTH, "mlflow_server_auth_users": [{"name": "al:ice", "password": "a-long-enough-password"}]},
         "mlflow_server_auth_users",
     ),
+    ("mlflow_server", {"mlflow_server_sqlite_backup_keep": 0}, "mlflow_server_sqlite_backup_keep"),
+    ("mlflow_server", {"mlflow_server_sqlite_backup_dir": "backups"}, "mlflow_server_sqlite_backup_dir"),
+    (
+        "mlflow_server",
+        {
+            "mlflow_server_sqlite_backup_enabled": True,
+            "mlflow_server_backend": "postgresql",
+            "mlflow_server_db_password": "a-good-db-password",
+        },
+        "mlflow_server_sqlite_backup_enabled",
+    ),
+    (
+        "mlflow_server",
+        {"mlflow_server_sqlite_backup_enabled": True, "mlflow_server_service_manager": "cron"},
+        "mlflow_server_sqlite_backup_enabled",
+    ),
     ("nginx_proxy", {"nginx_proxy_users": []}, "nginx_proxy_users"),
     ("nginx_proxy", {"nginx_proxy_users": [{"name": "alice", "password": "short"}]}, "nginx_proxy_users"),
     ("nginx_proxy", {"nginx_proxy_users": [{"name": "a:b", "password": "a-good-password"}]}, "nginx_proxy_users"),
     ("nginx_proxy", {"nginx_proxy_upstreams": ["no-port"]}, "nginx_proxy_upstreams"),
+    ("nginx_proxy", {"nginx_proxy_upstream_keepalive": -1}, "nginx_proxy_upstream_keepalive"),
     ("nginx_proxy", {"nginx_proxy_hash_scheme": "md5"}, "nginx_proxy_hash_scheme"),
     ("nginx_proxy", {"nginx_proxy_tls_certificate": "/etc/ssl/x.pem"}, "nginx_proxy_tls_certificate"),
     ("s3_iam", {"s3_iam_bucket": "Not_A_Bucket"}, "s3_iam_bucket"),
@@ -109,6 +126,8 @@ CASES = [
         {"object_store_seaweedfs_url": "https://example.invalid/weed.tgz"},
         "object_store_seaweedfs_sha256",
     ),
+    ("object_store", {"object_store_seaweedfs_memory_limit_mb": 16}, "object_store_seaweedfs_memory_limit_mb"),
+    ("object_store", {"object_store_seaweedfs_memory_limit_mb": "lots"}, "object_store_seaweedfs_memory_limit_mb"),
 ]
 SAFE_TASK_PREFIXES = ("Validating arguments", "Check ")
 # Preflight asserts print only the expression and our message, never a secret's

@@ -51,6 +51,9 @@ def test_backup_timer_enabled(host):
     timer = host.service("mlops-mlflow-pg-backup.timer")
     assert timer.is_enabled
     assert timer.is_running
+    # The shared parent stays root's 0755: other roles keep their backups beside this one.
+    parent = host.file("/var/backups/mlops-mlflow")
+    assert (parent.user, parent.group, parent.mode) == ("root", "root", 0o755)
 
 
 def _run_backup(host):
