@@ -18,7 +18,7 @@ OBJECT_STORE = "mlops-object-store"
 S3_DATA = "/var/lib/mlops-object-store"
 FULL_DISK = "/root/faults-full-disk"  # the full-disk tmpfs contents on their way back to the disk
 LOAD_CLIENTS = 16
-LOAD_SECONDS = int(os.environ.get("FAULTS_LOAD_SECONDS", "30"))
+LOAD_SECONDS = int(os.environ.get("FAULTS_LOAD_SECONDS", "120"))  # the 2 minutes
 FAST = 15  # seconds: a refused call must come back within this, never hang on a timeout
 STATE: dict = {"artifacts": []}
 
