@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from _common import VENV_BIN, find_free_port, process_tree, render_role_templates, role_defaults
+from support.mlflow_auth_server import write_auth_config
 from support.nginx import NginxServer
 from support.postgres import PostgresServer
 
@@ -253,17 +254,8 @@ def mlflow_env(database_uri: str, artifacts: str, extra: dict | None = None) -> 
 
 
 def auth_app_config(workdir: Path, ttl: int) -> Path:
-    """An auth config as MLflow ships it (basic_auth.ini), with its own user store and TTL."""
-    path = workdir / f"basic_auth_ttl{ttl}.ini"
-    path.write_text(
-        "[mlflow]\n"
-        "default_permission = READ\n"
-        f"database_uri = sqlite:///{workdir}/basic_auth_ttl{ttl}.db\n"
-        "admin_username = admin\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-        f"auth_cache_ttl_seconds = {ttl}\n"
-    )
-    return path
+    """An auth config with its own user store and TTL (mlflow's default authorization function)."""
+    return write_auth_config(workdir / f"basic_auth_ttl{ttl}.ini", workdir / f"basic_auth_ttl{ttl}.db", ttl)
 
 
 def tempdir(prefix: str) -> Path:

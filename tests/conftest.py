@@ -77,6 +77,30 @@ def run_playbook(
     return subprocess.run(cmd, capture_output=True, text=True, env=_ansible_env(extra), check=False)
 
 
+def run_shipped_playbook(playbook: Path, inventory: Path, *args: str) -> tuple[int, dict]:
+    """Run one of the collection's playbooks with the json callback; return (rc, report).
+
+    No fact gathering: the preflight tests point at unreachable hosts and must stay on the
+    controller.
+    """
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "-i", str(inventory), *args],
+        capture_output=True,
+        text=True,
+        env=_ansible_env({"ANSIBLE_GATHERING": "explicit"}),
+        check=False,
+    )
+    try:
+        return proc.returncode, json.loads(proc.stdout)
+    except ValueError as exc:
+        raise AssertionError(f"no JSON report (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
+
+
+def play_results(play: dict) -> list[dict]:
+    """Every host result of every task of one play in a json-callback report."""
+    return [result for task in play["tasks"] for result in task["hosts"].values()]
+
+
 def run_ansible_module(
     module: str,
     args: dict,

@@ -7,13 +7,10 @@ message naming the variable, and no later play (which would stop the servers) ma
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, _ansible_env
+from conftest import REPO_ROOT, play_results, run_shipped_playbook
 
 RESTORE = REPO_ROOT / "playbooks" / "restore.yml"
 PREFLIGHT = "Check the restore input"
@@ -30,21 +27,7 @@ def _inventory(tmp_path: Path, with_db: bool) -> Path:
 
 
 def _restore(inventory: Path, *args: str) -> tuple[int, dict]:
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), str(RESTORE), "-i", str(inventory), *args],
-        capture_output=True,
-        text=True,
-        env=_ansible_env({"ANSIBLE_GATHERING": "explicit"}),
-        check=False,
-    )
-    try:
-        return proc.returncode, json.loads(proc.stdout)
-    except ValueError as exc:
-        raise AssertionError(f"no JSON report (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
-
-
-def _results(play: dict) -> list[dict]:
-    return [result for task in play["tasks"] for result in task["hosts"].values()]
+    return run_shipped_playbook(RESTORE, inventory, *args)
 
 
 @pytest.mark.parametrize("with_db", [False, True], ids=["sqlite", "postgres"])
@@ -59,7 +42,7 @@ def test_bad_restore_file_stops_in_preflight_naming_the_variable(bad, with_db, t
     rc, report = _restore(_inventory(tmp_path, with_db), *args)
     assert rc != 0
     assert [play["play"]["name"] for play in report["plays"]] == [PREFLIGHT]
-    failed = [result for result in _results(report["plays"][0]) if result.get("failed")]
+    failed = [result for result in play_results(report["plays"][0]) if result.get("failed")]
     assert len(failed) == (2 if with_db else 1), failed
     assert all("mlops_restore_file" in result["msg"] for result in failed), failed
     assert all(stats["unreachable"] == 0 and stats["changed"] == 0 for stats in report["stats"].values())
@@ -70,7 +53,7 @@ def test_check_mode_is_refused(tmp_path):
     backup.write_bytes(b"SQLite format 3\0")
     rc, report = _restore(_inventory(tmp_path, False), "--check", "-e", f"mlops_restore_file={backup}")
     assert rc != 0
-    failed = [result for result in _results(report["plays"][0]) if result.get("failed")]
+    failed = [result for result in play_results(report["plays"][0]) if result.get("failed")]
     assert failed and "no check mode" in failed[0]["msg"]
 
 
@@ -80,7 +63,7 @@ def test_an_existing_file_passes_preflight(tmp_path):
     # Only the preflight play's own tasks run; later plays validate role arguments on the controller.
     inventory = _inventory(tmp_path, False)
     rc, report = _restore(inventory, "--tags", "mlops_preflight", "-e", f"mlops_restore_file={backup}")
-    results = _results(report["plays"][0])
+    results = play_results(report["plays"][0])
     assert results and not [result for result in results if result.get("failed")], results
     assert rc == 0, report["stats"]
     assert all(stats["unreachable"] == 0 and stats["changed"] == 0 for stats in report["stats"].values())

@@ -7,13 +7,10 @@ preflight play, with a message naming what is missing, and no later play may sta
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, _ansible_env
+from conftest import REPO_ROOT, play_results, run_shipped_playbook
 
 SITE = REPO_ROOT / "playbooks" / "site.yml"
 VAULT_EXAMPLE = REPO_ROOT / "inventories" / "group_vars" / "all" / "vault.yml.example"
@@ -40,17 +37,7 @@ def _inventory(tmp_path: Path, groups: dict[str, list[str]], private: bool = Tru
 
 
 def _site(inventory: Path, *args: str) -> tuple[int, dict]:
-    proc = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), str(SITE), "-i", str(inventory), *args],
-        capture_output=True,
-        text=True,
-        env=_ansible_env({"ANSIBLE_GATHERING": "explicit"}),
-        check=False,
-    )
-    try:
-        return proc.returncode, json.loads(proc.stdout)
-    except ValueError as exc:
-        raise AssertionError(f"no JSON report (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc
+    return run_shipped_playbook(SITE, inventory, *args)
 
 
 SPLIT = {"mlflow_db": ["db"], "mlflow_object_store": ["s3"], "mlflow_server": ["mlflow1", "mlflow2"]}
@@ -81,7 +68,7 @@ def test_incomplete_layout_stops_in_preflight_naming_what_is_missing(groups, pri
     rc, report = _site(_inventory(tmp_path, groups, private, extra))
     assert rc != 0
     assert [play["play"]["name"] for play in report["plays"]] == ["Check the inventory describes a complete layout"]
-    results = [result for task in report["plays"][0]["tasks"] for result in task["hosts"].values()]
+    results = play_results(report["plays"][0])
     failed = [result for result in results if result.get("failed")]
     assert failed, results
     # A looped check reports per item, under "results".
@@ -108,7 +95,7 @@ def test_shipped_inventories_pass_preflight(inventory, extra):
     )
     preflight = report["plays"][0]
     assert preflight["play"]["name"] == "Check the inventory describes a complete layout"
-    results = [result for task in preflight["tasks"] for result in task["hosts"].values()]
+    results = play_results(preflight)
     assert results
     assert not [result for result in results if result.get("failed")], results
     assert all(stats["unreachable"] == 0 and stats["changed"] == 0 for stats in report["stats"].values())

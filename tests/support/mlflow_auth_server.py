@@ -40,17 +40,22 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
     raise RuntimeError(f"mlflow server did not become healthy:\n{log.read_text()[-3000:]}")
 
 
-def start_auth_server(workdir: Path, port: int, admin_password: str, *, auth_cache_ttl: int = 0):
-    """Start the server; return (AuthServer, Popen). The caller stops the process."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    config = workdir / "basic_auth.ini"
-    config.write_text(
+def write_auth_config(path: Path, user_store: Path, auth_cache_ttl: int) -> Path:
+    """MLflow's basic_auth.ini: READ by default, user `admin`, its own SQLite user store."""
+    path.write_text(
         "[mlflow]\n"
         "default_permission = READ\n"
-        f"database_uri = sqlite:///{workdir / 'auth.db'}\n"
+        f"database_uri = sqlite:///{user_store}\n"
         "admin_username = admin\n"
         f"auth_cache_ttl_seconds = {auth_cache_ttl}\n"
     )
+    return path
+
+
+def start_auth_server(workdir: Path, port: int, admin_password: str, *, auth_cache_ttl: int = 0):
+    """Start the server; return (AuthServer, Popen). The caller stops the process."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = write_auth_config(workdir / "basic_auth.ini", workdir / "auth.db", auth_cache_ttl)
     env = dict(
         os.environ,
         MLFLOW_AUTH_CONFIG_PATH=str(config),
