@@ -71,6 +71,41 @@ def test_manifest_names_the_collection(tarball):
     assert (info["namespace"], info["name"]) == ("mlops", "mlflow")
 
 
+MODULES = sorted(path.stem for path in (REPO_ROOT / "plugins" / "modules").glob("*.py") if path.stem != "__init__")
+
+
+@pytest.fixture(scope="module")
+def installed(tarball, tmp_path_factory) -> dict[str, str]:
+    """The environment of a clean ansible with only the built collection installed."""
+    env = _clean_env(tmp_path_factory.mktemp("installed"))
+    subprocess.run(
+        [BIN / "ansible-galaxy", "collection", "install", "--no-deps", "-p", env["ANSIBLE_COLLECTIONS_PATH"], tarball],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    return env
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_ansible_doc_renders_every_module(installed, module):
+    proc = subprocess.run(
+        [BIN / "ansible-doc", "--json", f"mlops.mlflow.{module}"],
+        capture_output=True,
+        text=True,
+        env=installed,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)[f"mlops.mlflow.{module}"]
+    assert doc["doc"]["short_description"] and doc["examples"].strip() and doc["return"], module
+    assert doc["doc"]["attributes"]["check_mode"]["support"] in {"full", "partial"}, module
+    text = subprocess.run(
+        [BIN / "ansible-doc", f"mlops.mlflow.{module}"], capture_output=True, text=True, env=installed, check=True
+    ).stdout
+    assert "EXAMPLES" in text and "RETURN VALUES" in text
+
+
 def test_installed_collection_runs_site_playbook_by_fqcn(tarball, tmp_path):
     env = _clean_env(tmp_path)
     subprocess.run(

@@ -358,53 +358,123 @@ SECRET_FILES = "sha256sum /etc/mlflow/mlflow-server.env /etc/mlops-object-store/
 WORKERS = "ps -eo args | grep -o '[u]vicorn.*--workers [0-9]*' || true"
 
 
+HSTS = (
+    'python3 -c "import ssl, urllib.request as u, urllib.error as e\n'
+    "try: r = u.urlopen('https://localhost/health', context=ssl._create_unverified_context())\n"
+    "except e.HTTPError as x: r = x\n"
+    "print(r.headers['Strict-Transport-Security'])\""
+)
+SETTINGS = (  # one change for each role's handler to lose
+    "-e", "postgres_work_mem=8MB",
+    "-e", "object_store_seaweedfs_memory_limit_mb=448",
+    "-e", "mlflow_server_workers=3",
+    "-e", "nginx_proxy_hsts_max_age=86400",
+)  # fmt: skip
+CAUGHT_UP = {  # the catch-up task of each role, and the run it must act in
+    "store": "postgres : Restart PostgreSQL on the settings on disk",
+    "interrupted": "object_store : Restart the object store on the unit and files on disk",
+    "nginx": "mlflow_server : Restart the server on the unit and files on disk",
+    "full": "nginx_proxy : Reload nginx on the site on disk",
+}
+
+
+def after_task(name: str):
+    """A kill_after predicate: true at the result of the task `name`, before anything after it.
+
+    A result line is printed once the change is on disk; killing there, not at the next banner,
+    leaves no room for a handler flush that follows the task to start on the host.
+    """
+    seen = []
+
+    def _after(line: str) -> bool:
+        if line.startswith("TASK [") and name in line:
+            seen.append(line)
+            return False
+        return bool(seen) and line.startswith(("changed:", "ok:", "TASK [", "RUNNING HANDLER ["))
+
+    return _after
+
+
 @pytest.fixture(scope="module")
 def converges(host, playbook, unit, secrets, psql):
-    """Three -vvv --diff runs of the site playbook with one setting changed (workers 3).
+    """-vvv --diff runs of the site playbook with one setting per role changed (SETTINGS).
 
-    Before the first, every secret-bearing file and the database password drift. The first is
-    SIGKILLed right after it rewrote the mlflow unit (the env file is rewritten too), before any
-    handler ran; the second runs to the end; the third must change nothing. A ps sampler runs
-    throughout.
+    Before the first, every secret-bearing file and the database password drift. Four runs are
+    SIGKILLed, each right after one role wrote its change and before that role's handler ran:
+    postgres' settings, the store's unit, the mlflow unit (the env file is rewritten too), the
+    nginx site. Each next run must catch the previous one up; the full run finishes the nginx one;
+    a third run must change nothing. A ps sampler runs throughout.
     """
     secrets()  # the hashes the first converge made
     checksums = host.check_output(SECRET_FILES)
     host.check_output(DRIFT)
     psql("alter role mlflow password 'drifted-0000000'")
     host.check_output(SAMPLER)
-    setting = ("-e", "mlflow_server_workers=3")
-    seen_unit = []
-
-    def after_unit_change(line: str) -> bool:
-        if "mlflow_server : Install the systemd unit" in line:
-            seen_unit.append(line)
-            return False
-        return bool(seen_unit) and line.startswith("TASK [")
-
+    store_env = f"tr '\\0' '\\n' < /proc/$(systemctl show -P MainPID {OBJECT_STORE})/environ | grep GOMEMLIMIT"
+    state = lambda: {  # noqa: E731 - what each role runs with now
+        "work_mem": psql("show work_mem"),
+        "store": unit(OBJECT_STORE) | {"env": host.check_output(store_env)},
+        "mlflow": unit("mlflow-server") | {"workers": host.check_output(WORKERS)},
+        "hsts": host.check_output(HSTS),
+    }
+    runs = {}
     try:
-        interrupted = playbook.run("interrupted", *setting, kill_after=after_unit_change)
-        interrupted.update(unit_after=unit("mlflow-server"), workers_after=host.check_output(WORKERS))
-        full = playbook.run("full", *setting)
-        full.update(checksums_before=checksums, checksums_after=host.check_output(SECRET_FILES))
-        third = playbook.run("third", *setting)
+        for name, task in (
+            ("postgres", "postgres : Write the mlops-mlflow PostgreSQL settings"),
+            ("store", "object_store : Install the object store unit"),
+            ("interrupted", "mlflow_server : Install the systemd unit"),
+            ("nginx", "nginx_proxy : Write the MLflow site"),
+        ):
+            runs[name] = playbook.run(name, *SETTINGS, kill_after=after_task(task)) | {"after": state()}
+        runs["full"] = playbook.run("full", *SETTINGS) | {"after": state()}
+        runs["full"].update(checksums_before=checksums, checksums_after=host.check_output(SECRET_FILES))
+        runs["third"] = playbook.run("third", *SETTINGS)
     finally:
         host.check_output("rm -f /run/faults-ps-sampling")
-    return {"interrupted": interrupted, "full": full, "third": third, "secrets": secrets()}
+    return runs | {"secrets": secrets()}
 
 
 class TestInterruptedConverge:
-    def test_interruption_left_the_server_behind_its_unit(self, converges):
-        interrupted = converges["interrupted"]
-        assert interrupted["killed"], "the playbook never reached the kill point after the unit change"
-        assert interrupted["unit_after"]["NeedDaemonReload"] == "yes", interrupted["unit_after"]
-        assert "--workers 2" in interrupted["workers_after"]
+    @pytest.mark.parametrize("name", ["postgres", "store", "interrupted", "nginx"])
+    def test_each_run_was_killed_after_its_change(self, converges, name):
+        assert converges[name]["killed"], f"{name}: the playbook never reached the kill point"
+
+    def test_postgres_left_on_its_old_settings(self, converges):
+        assert converges["postgres"]["after"]["work_mem"] == "4MB"
+
+    def test_store_left_on_its_old_unit(self, converges):
+        after = converges["store"]["after"]
+        assert after["store"]["NeedDaemonReload"] == "yes", after["store"]
+        assert after["store"]["env"] == "GOMEMLIMIT=512MiB"
+        assert after["work_mem"] == "8MB", "the store run did not catch postgres up"
+
+    def test_mlflow_left_behind_its_unit(self, converges):
+        after = converges["interrupted"]["after"]
+        assert after["mlflow"]["NeedDaemonReload"] == "yes", after["mlflow"]
+        assert "--workers 2" in after["mlflow"]["workers"]
+        assert after["store"]["NeedDaemonReload"] == "no"
+        assert after["store"]["env"] == "GOMEMLIMIT=448MiB", "the mlflow run did not catch the store up"
+
+    def test_nginx_left_on_its_old_site(self, converges):
+        after = converges["nginx"]["after"]
+        assert after["hsts"] == "max-age=31536000"
+        assert after["mlflow"]["NeedDaemonReload"] == "no"
+        assert "--workers 3" in after["mlflow"]["workers"], "the nginx run did not catch mlflow up"
+
+    @pytest.mark.parametrize("name", ["store", "interrupted", "nginx", "full"])
+    def test_each_catch_up_acted_once_in_the_next_run(self, converges, name):
+        """The catch-up ran where the previous run left its handler, and nowhere else."""
+        changed = changed_tasks(converges[name]["output"])
+        catch_ups = [task for task in CAUGHT_UP.values() if any(task in line for line in changed)]
+        assert catch_ups == [CAUGHT_UP[name]], changed
 
     def test_full_run_converges(self, host, unit, converges, client):
         full = converges["full"]
         assert full["rc"] == 0 and full["recap"]["failed"] == 0, full["output"][-3000:]
-        assert full["recap"]["changed"] > 0
+        assert full["after"]["hsts"] == "max-age=86400"
+        assert full["after"]["work_mem"] == "8MB" and full["after"]["store"]["env"] == "GOMEMLIMIT=448MiB"
         assert unit("mlflow-server")["NeedDaemonReload"] == "no"
-        assert "--workers 3" in host.check_output("ps -eo args | grep -o '[u]vicorn.*--workers [0-9]*'")
+        assert "--workers 3" in host.check_output(WORKERS)
         assert full["checksums_after"] == full["checksums_before"], "drifted secret files not rewritten"
         wait_until(lambda: api_ok(client), 60, "API through nginx with the restored password")
 
@@ -424,7 +494,7 @@ def hidden(found: list[str]) -> list[str]:
 
 class TestNoSecretLeaks:
     def test_not_in_verbose_diff_output(self, converges):
-        for name in ("interrupted", "full", "third"):
+        for name in ("postgres", "store", "interrupted", "nginx", "full", "third"):
             output = converges[name]["output"]
             assert "ESTABLISH" in output, f"{name}: not verbose"
             assert not hidden([s for s in converges["secrets"] if s in output]), name
