@@ -358,9 +358,12 @@ SECRET_FILES = "sha256sum /etc/mlflow/mlflow-server.env /etc/mlops-object-store/
 WORKERS = "ps -eo args | grep -o '[u]vicorn.*--workers [0-9]*' || true"
 
 
-HSTS = (
-    'python3 -c "import ssl, urllib.request as u, urllib.error as e\n'
-    "try: r = u.urlopen('https://localhost/health', context=ssl._create_unverified_context())\n"
+HSTS = (  # as alice (nginx answers 401s from a location of their own, without HSTS); no secret in argv
+    'python3 -c "import base64, json, ssl, urllib.request as u, urllib.error as e\n'
+    "c = json.load(open('/root/faults-client.json'))\n"
+    "auth = base64.b64encode((c['user'] + ':' + c['password']).encode()).decode()\n"
+    "q = u.Request('https://localhost/health', headers={'Authorization': 'Basic ' + auth})\n"
+    "try: r = u.urlopen(q, context=ssl._create_unverified_context())\n"
     "except e.HTTPError as x: r = x\n"
     "print(r.headers['Strict-Transport-Security'])\""
 )
@@ -396,7 +399,7 @@ def after_task(name: str):
 
 
 @pytest.fixture(scope="module")
-def converges(host, playbook, unit, secrets, psql):
+def converges(host, playbook, unit, secrets, psql, client):
     """-vvv --diff runs of the site playbook with one setting per role changed (SETTINGS).
 
     Before the first, every secret-bearing file and the database password drift. Four runs are
