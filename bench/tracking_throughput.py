@@ -45,11 +45,15 @@ CASES = {
     "b_tls_w1": ("the Pi profile: b_tls with 1 mlflow worker and upstream keepalive 16", "ours_w1", "tls_keepalive"),
     "b_tls_r1000": ("b_tls with nginx_proxy_hash_rounds: 1000", "ours", "tls_r1000"),
     "b_tls_keepalive": ("b_tls with nginx_proxy_upstream_keepalive: 16 (2 workers)", "ours", "tls_keepalive"),
+    "b_tls_buf16k": ("b_tls with nginx's own stream buffers (16k up, 4k down)", "ours", "tls_buf16k"),
+    "b_tls_buf64k": ("b_tls with nginx_proxy_stream_buffer_size: 64k", "ours", "tls_buf64k"),
+    "b_tls_buf1m": ("b_tls with nginx_proxy_stream_buffer_size: 1m", "ours", "tls_buf1m"),
 }
 TINY_CASES = ("a", "b_tls", "c_ttl0", "d_guide")
 RATIOS = [("b_tls", "a"), ("b_http", "a"), ("b_tls", "c_ttl0"), ("b_tls", "c_ttl60"), ("b_tls", "d_guide")]
 RATIOS += [("b_http", "d_guide"), ("a_w1", "a"), ("b_tls_w1", "a"), ("b_tls_w1", "a_w1"), ("b_tls_w1", "b_tls")]
 RATIOS += [("b_tls_r1000", "b_tls"), ("b_tls_keepalive", "a"), ("b_tls_keepalive", "b_tls")]
+RATIOS += [("b_tls", "b_tls_buf16k"), ("b_tls_buf64k", "b_tls_buf16k"), ("b_tls_buf1m", "b_tls_buf16k")]
 
 # mlflow servers: role variables for the rendered flags, or literal argv (the guide).
 SERVERS = {
@@ -65,6 +69,10 @@ SITES = {
     "tls": {"role_vars": {}},
     "tls_r1000": {"role_vars": {}, "rounds": 1000},
     "tls_keepalive": {"role_vars": {"nginx_proxy_upstream_keepalive": 16}},
+    "tls_buf64k": {"role_vars": {"nginx_proxy_stream_buffer_size": "64k"}},
+    "tls_buf1m": {"role_vars": {"nginx_proxy_stream_buffer_size": "1m"}},
+    # nginx's defaults on x86-64: client_body_buffer_size 16k, proxy_buffer_size 4k (one page)
+    "tls_buf16k": {"role_vars": {"nginx_proxy_stream_buffer_size": "16k"}, "proxy_buffer_size": "4k"},
 }
 # What the guides show: one location, proxy_pass, auth_basic; a bigger body limit so 10 MB fits.
 GUIDE_SITE = """\
@@ -251,6 +259,9 @@ class Bench:
             stack.write_secret(htpasswd, htpasswd.read_text(), group=stack.www_data_gid())
             return GUIDE_SITE.format(htpasswd=htpasswd, port=server.port)
         stack.write_htpasswd(htpasswd, {"bench": stack.BENCH_PASSWORD}, rounds=SITES[site].get("rounds"))
+        if "proxy_buffer_size" in SITES[site]:  # one variable sets both; nginx's defaults differ
+            size, down = SITES[site]["role_vars"]["nginx_proxy_stream_buffer_size"], SITES[site]["proxy_buffer_size"]
+            rendered = rendered.replace(f"proxy_buffer_size {size};", f"proxy_buffer_size {down};")
         return rendered
 
     # ------------------------------------------------------------------ measuring

@@ -105,6 +105,8 @@ CASES = [
     ("nginx_proxy", {"nginx_proxy_users": [{"name": "a:b", "password": "a-good-password"}]}, "nginx_proxy_users"),
     ("nginx_proxy", {"nginx_proxy_upstreams": ["no-port"]}, "nginx_proxy_upstreams"),
     ("nginx_proxy", {"nginx_proxy_upstream_keepalive": -1}, "nginx_proxy_upstream_keepalive"),
+    ("nginx_proxy", {"nginx_proxy_stream_buffer_size": "1k"}, "nginx_proxy_stream_buffer_size"),
+    ("nginx_proxy", {"nginx_proxy_stream_buffer_size": "lots"}, "nginx_proxy_stream_buffer_size"),
     ("nginx_proxy", {"nginx_proxy_hash_scheme": "md5"}, "nginx_proxy_hash_scheme"),
     ("nginx_proxy", {"nginx_proxy_tls_certificate": "/etc/ssl/x.pem"}, "nginx_proxy_tls_certificate"),
     ("s3_iam", {"s3_iam_bucket": "Not_A_Bucket"}, "s3_iam_bucket"),

@@ -128,6 +128,14 @@ def test_new_upstream_connection_per_request_with_two_workers(host):
     assert "--workers 2 " in host.file("/etc/systemd/system/mlflow-server.service").content_string
 
 
+def test_bodies_stream_in_256k_chunks(host):
+    """nginx's own 16k/4k chunks cost about a third of the artifact throughput (docs/benchmarks.md)."""
+    loaded = host.check_output("nginx -T 2>/dev/null")
+    server = loaded[loaded.index("sites-enabled/mlflow.conf") :]
+    for directive in ("client_body_buffer_size 256k;", "proxy_buffer_size 256k;", "proxy_buffers 4 256k;"):
+        assert directive in server, directive
+
+
 def test_site_validator_refuses_a_broken_site(host):
     host.check_output("echo 'server { listen 80; bogus_directive on; }' > /root/broken-site.conf")
     assert host.run("/usr/local/sbin/nginx-validate-site /root/broken-site.conf").rc != 0
