@@ -45,7 +45,12 @@ def _request(session: requests.Session, method: str, path: str, **kwargs) -> dic
         resp = session.request(method, CONFIG["url"] + path, timeout=TIMEOUT, **kwargs)
     except requests.RequestException as exc:
         return {"status": None, "seconds": time.monotonic() - started, "error": type(exc).__name__}
-    result = {"status": resp.status_code, "seconds": time.monotonic() - started, "body": resp.text[:2000]}
+    result = {
+        "status": resp.status_code,
+        "seconds": time.monotonic() - started,
+        "body": resp.text[:2000],
+        "headers": dict(resp.headers),
+    }
     if resp.headers.get("Content-Type", "").startswith("application/json"):
         with contextlib.suppress(ValueError):
             result["json"] = resp.json()
