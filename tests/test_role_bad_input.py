@@ -52,6 +52,11 @@ CASES = [
         "mlflow_server_backend_store_uri",
     ),
     ("mlflow_server", {"mlflow_server_version": "2.9.0"}, "mlflow_server_version"),
+    # Below the security floor (advisories up to 3.12), though its lock file ships for upgrades.
+    ("mlflow_server", {"mlflow_server_version": "3.10.1"}, "mlflow_server_version"),
+    ("mlflow_server", {"mlflow_server_db_options": {"ssl mode": "require"}}, "mlflow_server_db_options"),
+    ("mlflow_server", {"mlflow_server_db_options": {"sslmode": ["require"]}}, "mlflow_server_db_options"),
+    ("mlflow_server", {"mlflow_server_db_options": {"sslmode": {"a": 1}}}, "mlflow_server_db_options"),
     ("mlflow_server", {"mlflow_server_version": "3.99.0"}, "mlflow_server_version"),
     ("mlflow_server", {"mlflow_server_port": 0}, "mlflow_server_port"),
     (
