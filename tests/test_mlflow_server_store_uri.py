@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import run_playbook
+from conftest import play_results, run_playbook
 from sqlalchemy.engine import make_url
 
 PARTS = {
@@ -27,13 +27,12 @@ def _render(variables: dict, tmp_path: Path) -> str:
         "gather_facts": False,
         "tasks": [
             {"ansible.builtin.import_role": {"name": "mlops.mlflow.mlflow_server", "tasks_from": "preflight"}},
-            {"name": "URI", "ansible.builtin.debug": {"msg": "{{ _mlflow_server_backend_store_uri }}"}},
+            {"ansible.builtin.debug": {"msg": "{{ _mlflow_server_backend_store_uri }}"}},
         ],
     }
     proc = run_playbook([play], tmp_path, variables=variables, check=True)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
-    return next(t for t in tasks if t["task"]["name"] == "URI")["hosts"]["localhost"]["msg"]
+    return play_results(json.loads(proc.stdout)["plays"][0])[-1]["msg"]
 
 
 def test_options_with_reserved_characters_reach_the_driver_unchanged(tmp_path):
