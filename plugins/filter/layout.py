@@ -1,0 +1,331 @@
+# -*- coding: utf-8 -*-
+# Copyright: mlops.mlflow contributors
+# Apache License 2.0 (see LICENSE)
+"""The layout of an mlops.mlflow inventory, computed from its groups and mlops_* knobs.
+
+The site playbook's first play (role mlops.mlflow.layout) calls these filters once per run and
+sets, on each host, the role variables its groups need: who listens where, which addresses
+PostgreSQL admits, where nginx sends requests, and which mlops_* secret feeds which role. A role
+variable the user set anywhere in the inventory (or with -e) is never derived: it wins.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import re
+
+from ansible.errors import AnsibleFilterError
+
+DB, STORE, SERVER, PROXY, S3_IAM = "mlflow_db", "mlflow_object_store", "mlflow_server", "mlflow_proxy", "mlflow_s3_iam"
+
+# Defaults of the roles that other hosts' derived values read (the roles' defaults/main.yml).
+ROLE_DEFAULTS = {
+    "object_store_bucket": "mlflow",
+    "object_store_s3_port": 8333,
+    "object_store_bind_address": "127.0.0.1",
+    "mlflow_server_host": "127.0.0.1",
+    "mlflow_server_port": 5000,
+    "mlflow_server_auth_admin_username": "admin",
+    "s3_iam_prefix": "artifacts",
+}
+
+# mlops_profile: role settings for a kind of host. pi: the whole stack within 1 GiB under 16 busy
+# clients (docs/benchmarks.md, footprint). One mlflow worker keeps TCP_NODELAY, so nginx may reuse
+# upstream connections again.
+PROFILES = {
+    "default": {},
+    "pi": {
+        SERVER: {"mlflow_server_workers": 1},
+        PROXY: {"nginx_proxy_upstream_keepalive": 16},
+        DB: {"postgres_shared_buffers": "32MB"},
+        STORE: {"object_store_seaweedfs_memory_limit_mb": 256},
+    },
+}
+
+# Collection-level knobs that map one-to-one onto a role variable of the hosts in a group.
+KNOBS = (
+    (DB, "mlops_db_password", "postgres_db_password"),
+    (STORE, "mlops_s3_admin_access_key", "object_store_admin_access_key"),
+    (STORE, "mlops_s3_admin_secret_key", "object_store_admin_secret_key"),
+    (STORE, "mlops_s3_mlflow_access_key", "object_store_mlflow_access_key"),
+    (STORE, "mlops_s3_mlflow_secret_key", "object_store_mlflow_secret_key"),
+    (S3_IAM, "mlops_s3_bucket", "s3_iam_bucket"),
+    (S3_IAM, "mlops_s3_prefix", "s3_iam_prefix"),
+    (S3_IAM, "mlops_aws_region", "s3_iam_region"),
+    (S3_IAM, "mlops_s3_endpoint_url", "s3_iam_endpoint_url"),
+    (S3_IAM, "mlops_s3_instance_role", "s3_iam_instance_role"),
+    (S3_IAM, "mlops_aws_admin_access_key", "s3_iam_admin_access_key"),
+    (S3_IAM, "mlops_aws_admin_secret_key", "s3_iam_admin_secret_key"),
+    (SERVER, "mlops_aws_region", "mlflow_server_s3_region"),
+    (SERVER, "mlops_mlflow_admin_password", "mlflow_server_auth_admin_password"),
+    (SERVER, "mlops_mlflow_secret_key", "mlflow_server_auth_secret_key"),
+)
+
+# What a user must define, by the role variable it feeds: (knob, role variable, group, when, why).
+# "when" names a condition of the layout (see Layout.condition).
+SECRETS = (
+    ("mlops_db_password", "postgres_db_password", DB, "always", "the password of mlflow's PostgreSQL role"),
+    ("mlops_db_password", "mlflow_server_db_password", SERVER, "db_host", "the password of mlflow's PostgreSQL role"),
+    ("mlops_s3_admin_access_key", "object_store_admin_access_key", STORE, "always", "the S3 store's admin key"),
+    ("mlops_s3_admin_secret_key", "object_store_admin_secret_key", STORE, "always", "the S3 store's admin secret"),
+    ("mlops_s3_mlflow_access_key", "object_store_mlflow_access_key", STORE, "always", "mlflow's S3 key"),
+    ("mlops_s3_mlflow_secret_key", "object_store_mlflow_secret_key", STORE, "always", "mlflow's S3 secret"),
+    ("mlops_s3_mlflow_access_key", "mlflow_server_s3_access_key", SERVER, "store_host", "mlflow's S3 key"),
+    ("mlops_s3_mlflow_secret_key", "mlflow_server_s3_secret_key", SERVER, "store_host", "mlflow's S3 secret"),
+    ("mlops_users", "nginx_proxy_users", PROXY, "always", "the users nginx lets in (name and password)"),
+    ("mlops_mlflow_admin_password", "mlflow_server_auth_admin_password", SERVER, "auth", "the auth app's admin"),
+    ("mlops_mlflow_secret_key", "mlflow_server_auth_secret_key", SERVER, "auth", "the auth app's CSRF key"),
+)
+
+# Role variables that carry a secret: set with no_log.
+SECRET_VARS = frozenset(
+    [role_var for _, role_var, _, _, _ in SECRETS]
+    + ["s3_iam_admin_access_key", "s3_iam_admin_secret_key", "mlflow_server_auth_users"]
+)
+
+_IPV4 = re.compile(r"^([0-9]{1,3}\.){3}[0-9]{1,3}$")
+_IPV6 = re.compile(r"^[0-9a-fA-F:]*:[0-9a-fA-F:]*$")
+
+
+def is_ip_address(value):
+    """True for a literal IPv4 or IPv6 address (what mlops_private_address must be)."""
+    if not isinstance(value, str) or not (_IPV4.match(value) or _IPV6.match(value)):
+        return False
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def host_cidr(address):
+    """The one-address network of an IP address: 10.0.0.5 -> 10.0.0.5/32, fd00::5 -> fd00::5/128."""
+    if not is_ip_address(address):
+        raise AnsibleFilterError("host_cidr: %r is not an IP address" % (address,))
+    return "%s/%d" % (address, 32 if ":" not in address else 128)
+
+
+def upstream_address(host, port):
+    """host:port as nginx and URLs want it: an IPv6 address in brackets."""
+    host = str(host)
+    if ":" in host and not host.startswith("["):
+        host = "[%s]" % host
+    return "%s:%s" % (host, port)
+
+
+class Layout(object):
+    """One inventory's layout. hostvars: host -> its variables (only what the user set)."""
+
+    def __init__(self, hostvars, groups):
+        self.hostvars = hostvars
+        self.groups = groups
+        self._derived = {}
+
+    def group(self, name):
+        return list(self.groups.get(name) or [])
+
+    def first(self, name):
+        hosts = self.group(name)
+        return hosts[0] if hosts else ""
+
+    def _vars(self, host):
+        try:
+            return self.hostvars[host]
+        except KeyError:
+            return {}
+
+    def is_set(self, host, name):
+        return name in self._vars(host)
+
+    def get(self, host, name, default=None):
+        hostvars = self._vars(host)
+        return hostvars[name] if name in hostvars else default
+
+    def effective(self, host, name):
+        """What the role will use on host: the user's value, else the derived one, else the role default."""
+        if self.is_set(host, name):
+            return self.get(host, name)
+        derived = self.derive(host)
+        return derived[name] if name in derived else ROLE_DEFAULTS.get(name)
+
+    def others(self, group, host):
+        return [member for member in self.group(group) if member != host]
+
+    def private_address(self, host):
+        return self.get(host, "mlops_private_address")
+
+    def condition(self, when, host):
+        if when == "always":
+            return True
+        if when == "db_host":
+            return bool(self.first(DB))
+        if when == "store_host":
+            return bool(self.first(STORE))
+        if when == "auth":
+            return bool(self.get(host, "mlops_mlflow_auth", False))
+        raise AnsibleFilterError("layout: unknown condition %r" % (when,))
+
+    # Hosts that other hosts of the layout connect to, so they need mlops_private_address.
+    def reached(self):
+        db, store, servers, proxies = self.group(DB), self.group(STORE), self.group(SERVER), self.group(PROXY)
+        reached = []
+        if set(servers) - set(db):
+            reached += db
+        if set(servers) - set(store):
+            reached += store
+        if db:
+            reached += [server for server in servers if server not in db]
+        reached += servers if len(proxies) > 1 else [server for server in servers if server not in proxies]
+        return [host for index, host in enumerate(reached) if host not in reached[:index]]
+
+    def missing(self):
+        """The secrets nobody defined: [{'name': mlops var, 'hosts': [...], 'why': text}], in order."""
+        found = {}
+        for knob, role_var, group, when, why in SECRETS:
+            for host in self.group(group):
+                if not self.condition(when, host) or self.is_set(host, role_var):
+                    continue
+                value = self.get(host, knob)
+                if value is None or value == "" or value == []:
+                    entry = found.setdefault(knob, {"name": knob, "hosts": [], "why": why})
+                    if host not in entry["hosts"]:
+                        entry["hosts"].append(host)
+        return list(found.values())
+
+    def _upstream(self, server):
+        address = self.effective(server, "mlflow_server_host")
+        if address in ("0.0.0.0", "::"):
+            address = self.private_address(server) or server
+        return upstream_address(address, self.effective(server, "mlflow_server_port"))
+
+    def derive(self, host):
+        """Every role variable the layout sets on host (before the user's own values are taken out)."""
+        if host in self._derived:
+            return self._derived[host]
+        self._derived[host] = derived = {}
+        memberships = [group for group in (DB, STORE, SERVER, PROXY, S3_IAM) if host in self.group(group)]
+        for group, knob, role_var in KNOBS:
+            if group in memberships and self.is_set(host, knob):
+                derived[role_var] = self.get(host, knob)
+        profile = self.get(host, "mlops_profile", "default")
+        if profile not in PROFILES:
+            raise AnsibleFilterError(
+                "mlops_profile is %r on %s; it must be one of: %s" % (profile, host, ", ".join(sorted(PROFILES)))
+            )
+        for group in memberships:
+            derived.update(PROFILES[profile].get(group, {}))
+
+        db_host, store_host, iam_host = self.first(DB), self.first(STORE), self.first(S3_IAM)
+        remote_servers = self.others(SERVER, host)
+        public_name = self.get(host, "mlops_public_hostname") or self.first(PROXY) or host
+
+        if DB in memberships:
+            derived["postgres_listen_addresses"] = ["127.0.0.1"] + (
+                [self.private_address(host)] if remote_servers else []
+            )
+            derived["postgres_client_networks"] = [host_cidr(self.private_address(s)) for s in remote_servers]
+        if STORE in memberships:
+            derived["object_store_bind_address"] = self.private_address(host) if remote_servers else "127.0.0.1"
+        if S3_IAM in memberships:
+            derived["s3_iam_mode"] = "instance_profile" if self.get(host, "mlops_s3_instance_role") else "access_key"
+        if SERVER in memberships:
+            uri = self.get(host, "mlops_db_uri") or ""
+            if db_host or uri.startswith("postgresql"):
+                derived["mlflow_server_backend"] = "postgresql"
+            elif uri.startswith("mysql"):
+                derived["mlflow_server_backend"] = "mysql"
+            else:
+                derived["mlflow_server_backend"] = "sqlite"
+            if db_host:
+                derived["mlflow_server_db_host"] = (
+                    "127.0.0.1" if db_host == host else (self.private_address(db_host) or db_host)
+                )
+                if self.is_set(host, "mlops_db_password"):
+                    derived["mlflow_server_db_password"] = self.get(host, "mlops_db_password")
+            elif uri:
+                # A URI without a driver gets the one the role installs (SQLAlchemy 2.1's default for
+                # postgresql:// is psycopg 3, which the venv does not have).
+                uri = re.sub(r"^postgresql://", "postgresql+psycopg2://", uri)
+                derived["mlflow_server_backend_store_uri"] = re.sub(r"^mysql://", "mysql+pymysql://", uri)
+            if store_host:
+                derived["mlflow_server_artifacts_destination"] = "s3://%s/artifacts" % self.effective(
+                    store_host, "object_store_bucket"
+                )
+                derived["mlflow_server_s3_endpoint_url"] = "http://" + upstream_address(
+                    self.effective(store_host, "object_store_bind_address"),
+                    self.effective(store_host, "object_store_s3_port"),
+                )
+                for knob, role_var in (
+                    ("mlops_s3_mlflow_access_key", "mlflow_server_s3_access_key"),
+                    ("mlops_s3_mlflow_secret_key", "mlflow_server_s3_secret_key"),
+                ):
+                    if self.is_set(host, knob):
+                        derived[role_var] = self.get(host, knob)
+            elif iam_host:
+                derived["mlflow_server_artifacts_destination"] = "s3://%s/%s" % (
+                    self.effective(iam_host, "s3_iam_bucket"),
+                    self.effective(iam_host, "s3_iam_prefix"),
+                )
+                endpoint = self.effective(iam_host, "s3_iam_endpoint_url")
+                if endpoint:
+                    derived["mlflow_server_s3_endpoint_url"] = endpoint
+                if self.effective(iam_host, "s3_iam_mode") == "access_key":
+                    # The key exists once s3_iam ran: site.yml hands it over after that play.
+                    derived["mlops_layout_s3_key_host"] = iam_host
+            derived["mlflow_server_host"] = self.private_address(host) if self.others(PROXY, host) else "127.0.0.1"
+            derived["mlflow_server_public_hostnames"] = [public_name]
+            auth = bool(self.get(host, "mlops_mlflow_auth", False))
+            derived["mlflow_server_auth_enabled"] = auth
+            if auth and self.is_set(host, "mlops_users"):
+                derived["mlflow_server_auth_users"] = self.get(host, "mlops_users")
+        if PROXY in memberships:
+            derived["nginx_proxy_upstreams"] = [self._upstream(server) for server in self.group(SERVER)]
+            derived["nginx_proxy_server_name"] = public_name
+            if self.is_set(host, "mlops_users"):
+                users = list(self.get(host, "mlops_users") or [])
+                if self.get(host, "mlops_mlflow_auth", False):
+                    # The auth app's admin logs in through nginx too.
+                    users.append(
+                        {
+                            "name": self.effective(host, "mlflow_server_auth_admin_username"),
+                            "password": self.get(host, "mlops_mlflow_admin_password", ""),
+                        }
+                    )
+                derived["nginx_proxy_users"] = users
+        return derived
+
+
+def layout(host, hostvars, groups, secrets=False):
+    """The role variables the layout sets on host, less those the user set there.
+
+    secrets: False gives the plain variables, True only those that carry a secret.
+    """
+    plan = Layout(hostvars, groups)
+    return {
+        name: value
+        for name, value in plan.derive(host).items()
+        if not plan.is_set(host, name) and (name in SECRET_VARS) == bool(secrets)
+    }
+
+
+def layout_missing(hostvars, groups):
+    """The mlops_* secrets the layout needs and nobody defined (see Layout.missing)."""
+    return Layout(hostvars, groups).missing()
+
+
+def layout_reached(hostvars, groups):
+    """The hosts other hosts of the layout connect to (they need mlops_private_address)."""
+    return Layout(hostvars, groups).reached()
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "layout": layout,
+            "layout_missing": layout_missing,
+            "layout_reached": layout_reached,
+            "host_cidr": host_cidr,
+            "upstream_address": upstream_address,
+        }
