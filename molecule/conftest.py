@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -107,3 +109,40 @@ def http(host):
         return json.loads(host.check_output(f"python3 /root/http_probe.py {quoted}"))
 
     return _get
+
+
+USER_HOME_ENV = "MOLECULE_EPHEMERAL_DIRECTORY"
+_RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
+
+
+class UserRuns:
+    """The runs of resources/user_path.yml: the user's directory, its logs and their recaps."""
+
+    def __init__(self) -> None:
+        self.home = Path(os.environ[USER_HOME_ENV]) / "user"
+
+    def log(self, name: str) -> str:
+        return (self.home / f"{name}.log").read_text()
+
+    def recap(self, name: str) -> dict[str, dict[str, int]]:
+        """host -> {ok, changed, unreachable, failed} from the PLAY RECAP of one run."""
+        recap = self.log(name).rsplit("PLAY RECAP", 1)[-1]
+        return {
+            host: dict(zip(("ok", "changed", "unreachable", "failed"), map(int, counts)))
+            for host, *counts in _RECAP.findall(recap)
+        }
+
+    def changed_tasks(self, name: str) -> list[str]:
+        """The task headers of one run under which a host reported changed."""
+        tasks, current = [], ""
+        for line in self.log(name).splitlines():
+            if line.startswith("TASK ["):
+                current = line
+            elif line.startswith("changed:"):
+                tasks.append(f"{current} {line}")
+        return tasks
+
+
+@pytest.fixture(scope="session")
+def user_runs() -> UserRuns:
+    return UserRuns()

@@ -151,3 +151,63 @@ def find_free_port() -> int:
 @pytest.fixture
 def free_port() -> int:
     return find_free_port()
+
+
+# The user's path: the built tarball installed with ansible-galaxy into a directory of its own, and
+# runs from another directory with no ansible.cfg and no ANSIBLE_* variable of the checkout's.
+BIN = Path(sys.executable).parent
+
+
+def clean_ansible_env(collections: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update({"ANSIBLE_COLLECTIONS_PATH": str(collections), "ANSIBLE_NOCOLOR": "1"})
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture(scope="session")
+def collection_tarball(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("build")
+    subprocess.run(
+        [BIN / "ansible-galaxy", "collection", "build", "--output-path", str(out), str(REPO_ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (path,) = out.glob("mlops-mlflow-*.tar.gz")
+    return path
+
+
+@pytest.fixture(scope="session")
+def installed_collection(collection_tarball, tmp_path_factory) -> Path:
+    """The collections path holding only the installed mlops.mlflow."""
+    path = tmp_path_factory.mktemp("installed")
+    subprocess.run(
+        [BIN / "ansible-galaxy", "collection", "install", "--no-deps", "-p", str(path), str(collection_tarball)],
+        check=True,
+        capture_output=True,
+        env=clean_ansible_env(path),
+    )
+    assert (path / "ansible_collections" / "mlops" / "mlflow" / "MANIFEST.json").is_file()
+    return path
+
+
+def run_user_playbook(collections: Path, playbook: str, inventory: Path, *args: str) -> tuple[int, dict]:
+    """Run an installed playbook (mlops.mlflow.site) as a user does, from the inventory's parent
+    directory; return (rc, json report). No fact gathering: these runs must stay on the controller."""
+    env = clean_ansible_env(
+        collections,
+        {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_GATHERING": "explicit",
+         "ANSIBLE_HOST_KEY_CHECKING": "false"},
+    )
+    proc = subprocess.run(
+        [str(BIN / "ansible-playbook"), playbook, "-i", str(inventory), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=inventory.parent,
+        check=False,
+    )
+    try:
+        return proc.returncode, json.loads(proc.stdout)
+    except ValueError as exc:
+        raise AssertionError(f"no JSON report (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from exc

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tarfile
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import clean_ansible_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -32,26 +32,11 @@ FORBIDDEN_PARTS = {
 }
 
 
-def _clean_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env["ANSIBLE_COLLECTIONS_PATH"] = str(tmp_path / "installed")
-    env["ANSIBLE_LOCAL_TEMP"] = str(tmp_path / "ansible-tmp")
-    env["ANSIBLE_NOCOLOR"] = "1"
-    return env
-
-
 @pytest.fixture(scope="module")
-def tarball(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("build")
-    subprocess.run(
-        [BIN / "ansible-galaxy", "collection", "build", "--output-path", str(out), str(REPO_ROOT)],
-        check=True,
-        capture_output=True,
-    )
+def tarball(collection_tarball) -> Path:
     version = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text())["version"]
-    path = out / f"mlops-mlflow-{version}.tar.gz"
-    assert path.is_file()
-    return path
+    assert collection_tarball.name == f"mlops-mlflow-{version}.tar.gz"
+    return collection_tarball
 
 
 def test_tarball_holds_no_development_files(tarball):
@@ -75,16 +60,9 @@ MODULES = sorted(path.stem for path in (REPO_ROOT / "plugins" / "modules").glob(
 
 
 @pytest.fixture(scope="module")
-def installed(tarball, tmp_path_factory) -> dict[str, str]:
+def installed(installed_collection, tmp_path_factory) -> dict[str, str]:
     """The environment of a clean ansible with only the built collection installed."""
-    env = _clean_env(tmp_path_factory.mktemp("installed"))
-    subprocess.run(
-        [BIN / "ansible-galaxy", "collection", "install", "--no-deps", "-p", env["ANSIBLE_COLLECTIONS_PATH"], tarball],
-        check=True,
-        capture_output=True,
-        env=env,
-    )
-    return env
+    return clean_ansible_env(installed_collection, {"ANSIBLE_LOCAL_TEMP": str(tmp_path_factory.mktemp("ansible-tmp"))})
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -116,7 +94,7 @@ def test_installed_collection_runs_site_playbook_by_fqcn(installed, tmp_path):
         f"[mlflow_server]\nlocalhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
         "[mlflow_proxy]\nlocalhost\n"
     )
-    users = json.dumps({"nginx_proxy_users": [{"name": "build-test", "password": "build-test-password"}]})
+    users = json.dumps({"mlops_users": [{"name": "build-test", "password": "build-test-password"}]})
     # Check mode against this machine, common role's install step only: proves the
     # playbook and its roles resolve by FQCN from the installed path (cwd has no
     # ansible.cfg pointing at the checkout).

@@ -1,46 +1,78 @@
-"""site.yml's first play refuses an incomplete layout before any host is contacted.
+"""mlops.mlflow.site, installed, from a user's own inventory: the layout step refuses an incomplete
+layout, a missing secret or a --limit that leaves out a needed host before any host is contacted,
+and hands each host the role variables of its groups, below anything the user set.
 
-Every host of these inventories sits at a documentation (TEST-NET-2) address behind SSH: a
-task that touched one would come back unreachable. The failing cases must stop in the
-preflight play, with a message naming what is missing, and no later play may start.
+Every host sits at 127.0.0.1 port 9 behind SSH (nothing listens there): a task that touched one
+would come back unreachable, at once. The failing cases must stop in the layout play, with a
+message naming what the user must write, and no later play may start.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, play_results, run_shipped_playbook
+import yaml
+from conftest import REPO_ROOT, play_results, run_user_playbook
 
-SITE = REPO_ROOT / "playbooks" / "site.yml"
-VAULT_EXAMPLE = REPO_ROOT / "inventories" / "group_vars" / "all" / "vault.yml.example"
-HOSTS = {
-    "db": "198.51.100.11",
-    "s3": "198.51.100.12",
-    "mlflow1": "198.51.100.21",
-    "mlflow2": "198.51.100.22",
-    "proxy": "198.51.100.30",
+EXAMPLES = REPO_ROOT / "docs" / "examples"
+LAYOUT_PLAY = "Check the inventory describes a complete layout"
+ADDRESSES = {"db": "10.9.0.11", "s3": "10.9.0.12", "mlflow1": "10.9.0.21", "mlflow2": "10.9.0.22", "proxy": "10.9.0.30"}
+UNREACHED = "ansible_host=127.0.0.1 ansible_port=9"
+SECRETS = {
+    "mlops_db_password": "user-db-secret-0001",
+    "mlops_s3_admin_access_key": "USERADMIN01",
+    "mlops_s3_admin_secret_key": "user-admin-secret-001",
+    "mlops_s3_mlflow_access_key": "USERMLFLOW1",
+    "mlops_s3_mlflow_secret_key": "user-mlflow-secret-01",
+    "mlops_users": [{"name": "alice", "password": "user-alice-pass-01"}],
 }
+AUTH = {"mlops_mlflow_auth": True, "mlops_mlflow_admin_password": "user-admin-pass-01", "mlops_mlflow_secret_key": "k" * 40}
 
 
-def _inventory(tmp_path: Path, groups: dict[str, list[str]], private: bool = True, extra: str = "") -> Path:
+def _inventory(tmp_path: Path, groups: dict[str, list[str]], private: bool = True, extra: str = "",
+               secrets: dict | None = None) -> Path:
+    inventory = tmp_path / "inventory"
+    (inventory / "group_vars" / "all").mkdir(parents=True)
     lines = []
     for group, hosts in groups.items():
         lines.append(f"[{group}]")
         for name in hosts:
-            address = f" mlops_private_address={HOSTS[name]}" if private else ""
-            lines.append(f"{name} ansible_host={HOSTS[name]}{address}")
-    lines += ["[all:vars]", "ansible_connection=ssh", "ansible_ssh_timeout=3", extra]
-    path = tmp_path / "hosts.ini"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+            address = f" mlops_private_address={ADDRESSES[name]}" if private else ""
+            lines.append(f"{name} {UNREACHED}{address}")
+    lines += ["[all:vars]", "ansible_connection=ssh", extra]
+    (inventory / "hosts.ini").write_text("\n".join(lines) + "\n")
+    (inventory / "group_vars" / "all" / "vault.yml").write_text(yaml.safe_dump(SECRETS if secrets is None else secrets))
+    return inventory
 
 
-def _site(inventory: Path, *args: str) -> tuple[int, dict]:
-    return run_shipped_playbook(SITE, inventory, *args)
+def _failed_messages(report: dict) -> list[str]:
+    assert [play["play"]["name"] for play in report["plays"]] == [LAYOUT_PLAY]
+    failed = [result for result in play_results(report["plays"][0]) if result.get("failed")]
+    assert failed
+    # A looped check reports per item, under "results".
+    return [item.get("msg", "") for item in failed[0].get("results", [failed[0]]) if item.get("failed")]
+
+
+def _nothing_touched(report: dict) -> None:
+    assert not any(result.get("changed") for play in report["plays"] for result in play_results(play))
+    assert all(stats["unreachable"] == 0 and stats["changed"] == 0 for stats in report["stats"].values())
+
+
+def _derived(report: dict) -> dict[str, dict]:
+    """host -> {role variable: value} from the layout play's plain set_fact loop."""
+    (play,) = [play for play in report["plays"] if play["play"]["name"] == LAYOUT_PLAY]
+    (task,) = [task for task in play["tasks"] if task["task"]["name"] == "Set the role variables of this host's groups"]
+    return {
+        host: {item["item"]["key"]: item["item"]["value"] for item in result.get("results", [])}
+        for host, result in task["hosts"].items()
+    }
 
 
 SPLIT = {"mlflow_db": ["db"], "mlflow_object_store": ["s3"], "mlflow_server": ["mlflow1", "mlflow2"]}
+ONE = ["mlflow1"]
+ALL_IN_ONE = {"mlflow_db": ONE, "mlflow_object_store": ONE, "mlflow_server": ONE, "mlflow_proxy": ONE}
 CASES = [
     ("no-server", {"mlflow_db": ["db"], "mlflow_proxy": ["proxy"]}, True, "", "mlflow_server"),
     ("no-proxy", SPLIT, True, "", "mlflow_proxy"),
@@ -63,39 +95,111 @@ CASES = [
 ]
 
 
+@pytest.fixture
+def site(installed_collection):
+    return lambda inventory, *args: run_user_playbook(installed_collection, "mlops.mlflow.site", inventory, *args)
+
+
 @pytest.mark.parametrize(("groups", "private", "extra", "named"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_incomplete_layout_stops_in_preflight_naming_what_is_missing(groups, private, extra, named, tmp_path):
-    rc, report = _site(_inventory(tmp_path, groups, private, extra))
+def test_incomplete_layout_stops_in_preflight_naming_what_is_missing(site, groups, private, extra, named, tmp_path):
+    rc, report = site(_inventory(tmp_path, groups, private, extra))
     assert rc != 0
-    assert [play["play"]["name"] for play in report["plays"]] == ["Check the inventory describes a complete layout"]
-    results = play_results(report["plays"][0])
-    failed = [result for result in results if result.get("failed")]
-    assert failed, results
-    # A looped check reports per item, under "results".
-    messages = [item.get("msg", "") for item in failed[0].get("results", [failed[0]]) if item.get("failed")]
+    messages = _failed_messages(report)
     assert messages
     assert all(named in message for message in messages), messages
-    assert not any(result.get("changed") for result in results)
-    assert all(stats["unreachable"] == 0 and stats["changed"] == 0 for stats in report["stats"].values())
+    _nothing_touched(report)
+
+
+LEFT_OUT = [(name, {}) for name in SECRETS] + [
+    ("mlops_mlflow_admin_password", AUTH),
+    ("mlops_mlflow_secret_key", AUTH),
+]
+
+
+@pytest.mark.parametrize(("secret", "knobs"), LEFT_OUT, ids=[f"{name}{'-auth' if knobs else ''}" for name, knobs in LEFT_OUT])
+def test_each_secret_left_out_stops_before_any_change_naming_it(site, secret, knobs, tmp_path):
+    secrets = {name: value for name, value in {**SECRETS, **knobs}.items() if name != secret}
+    rc, report = site(_inventory(tmp_path, ALL_IN_ONE, secrets=secrets))
+    assert rc != 0
+    (message,) = _failed_messages(report)
+    assert f"Define {secret} in your inventory" in message
+    # Named as the user writes it, never as a role's internal variable; no secret echoed.
+    assert not [word for word in ("postgres_db_password", "object_store_", "nginx_proxy_users") if word in message]
+    assert not [value for value in (*SECRETS.values(), *AUTH.values()) if isinstance(value, str) and value in message]
+    _nothing_touched(report)
+
+
+@pytest.mark.parametrize("example", ["pi", "onprem", "aws"])
+def test_example_inventories_pass_the_layout_step_as_copied(site, example, tmp_path):
+    # What README tells a user: copy the example, fill in the vault file, run.
+    inventory = tmp_path / example
+    shutil.copytree(EXAMPLES / example, inventory)
+    vault = inventory / "group_vars" / "all"
+    (vault / "vault.yml.example").rename(vault / "vault.yml")
+    hosts = inventory / "hosts.ini"
+    hosts.write_text(hosts.read_text().replace("ansible_host=", "example_host=") + f"\n[all:vars]\n{UNREACHED}\n")
+    rc, report = site(inventory, "--tags", "mlops_preflight")
+    results = play_results(report["plays"][0])
+    assert results and not [result for result in results if result.get("failed")], results
+    assert rc == 0, report["stats"]
+    _nothing_touched(report)
+
+
+def test_pi_example_gets_the_pi_profile(site, tmp_path):
+    inventory = tmp_path / "pi"
+    shutil.copytree(EXAMPLES / "pi", inventory)
+    (inventory / "group_vars/all/vault.yml.example").rename(inventory / "group_vars/all/vault.yml")
+    hosts = inventory / "hosts.ini"
+    hosts.write_text(hosts.read_text().replace("ansible_host=raspberrypi.local", UNREACHED))
+    _, report = site(inventory, "--tags", "mlops_preflight")
+    derived = _derived(report)["mlflow-pi"]
+    assert derived["mlflow_server_workers"] == 1
+    assert derived["postgres_shared_buffers"] == "32MB"
+
+
+def test_role_variables_the_user_sets_win_wherever_they_are_set(site, tmp_path):
+    inventory = _inventory(tmp_path, {**SPLIT, "mlflow_proxy": ["proxy"]})
+    (inventory / "group_vars" / "mlflow_server").mkdir()
+    (inventory / "group_vars" / "mlflow_server" / "port.yml").write_text("mlflow_server_port: 5001\n")
+    (inventory / "host_vars").mkdir()
+    (inventory / "host_vars" / "mlflow2.yml").write_text("mlflow_server_host: 0.0.0.0\n")
+    (inventory / "group_vars" / "all" / "proxy.yml").write_text("nginx_proxy_server_name: mlflow.team.example\n")
+    rc, report = site(inventory, "--tags", "mlops_preflight")
+    assert rc == 0, report["stats"]
+    derived = _derived(report)
+    assert derived["mlflow1"]["mlflow_server_host"] == ADDRESSES["mlflow1"]
+    assert "mlflow_server_host" not in derived["mlflow2"]
+    # The proxy reads what the servers will use: their port, and mlflow2's wildcard bind on its address.
+    assert derived["proxy"]["nginx_proxy_upstreams"] == [f"{ADDRESSES['mlflow1']}:5001", f"{ADDRESSES['mlflow2']}:5001"]
+    assert "nginx_proxy_server_name" not in derived["proxy"]
+    assert derived["db"]["postgres_client_networks"] == [f"{ADDRESSES['mlflow1']}/32", f"{ADDRESSES['mlflow2']}/32"]
+
+
+AWS = {"mlflow_server": ["mlflow1"], "mlflow_proxy": ["mlflow1"], "mlflow_s3_iam": ["proxy"]}
+AWS_SECRETS = {"mlops_users": SECRETS["mlops_users"], "mlops_s3_bucket": "team-mlflow-artifacts"}
+
+
+def test_limit_without_the_host_that_hands_over_the_s3_key_stops_naming_it(site, tmp_path):
+    rc, report = site(_inventory(tmp_path, AWS, secrets=AWS_SECRETS), "--limit", "mlflow1")
+    assert rc != 0
+    (message,) = _failed_messages(report)
+    assert "add proxy to --limit" in message
+    _nothing_touched(report)
 
 
 @pytest.mark.parametrize(
-    ("inventory", "extra"),
-    [
-        ("pi.ini", []),
-        ("onprem.ini", []),
-        ("aws.ini", ["-e", "mlops_db_uri=postgresql://mlflow:pw@rds.example:5432/mlflow?sslmode=require"]),
-    ],
+    ("limit", "extra"),
+    [("mlflow1:proxy", []), ("mlflow1", ["-e", "mlops_s3_instance_role=mlflow-ec2"])],
+    ids=["with-the-s3-iam-host", "instance-profile"],
 )
-def test_shipped_inventories_pass_preflight(inventory, extra):
-    # Only the preflight play's own tasks are looked at; with --tags, later plays run argument
-    # validation only, which happens on the controller.
-    _, report = _site(
-        REPO_ROOT / "inventories" / inventory, "--tags", "mlops_preflight", "-e", f"@{VAULT_EXAMPLE}", *extra
-    )
-    preflight = report["plays"][0]
-    assert preflight["play"]["name"] == "Check the inventory describes a complete layout"
-    results = play_results(preflight)
-    assert results
+def test_limit_that_keeps_what_the_run_needs_passes(site, limit, extra, tmp_path):
+    rc, report = site(_inventory(tmp_path, AWS, secrets=AWS_SECRETS), "--limit", limit, "--tags", "mlops_preflight", *extra)
+    results = play_results(report["plays"][0])
     assert not [result for result in results if result.get("failed")], results
-    assert all(stats["unreachable"] == 0 and stats["changed"] == 0 for stats in report["stats"].values())
+    assert rc == 0, report["stats"]
+
+
+def test_limit_to_one_host_of_the_split_layout_derives_what_it_needs(site, tmp_path):
+    rc, report = site(_inventory(tmp_path, {**SPLIT, "mlflow_proxy": ["proxy"]}), "--limit", "proxy", "--tags", "mlops_preflight")
+    assert rc == 0, report["stats"]
+    assert _derived(report)["proxy"]["nginx_proxy_upstreams"] == [f"{ADDRESSES['mlflow1']}:5000", f"{ADDRESSES['mlflow2']}:5000"]

@@ -141,7 +141,7 @@ class Layout(object):
 
     def get(self, host, name, default=None):
         hostvars = self._vars(host)
-        return hostvars[name] if name in hostvars else default
+        return hostvars.get(name, default)
 
     def effective(self, host, name):
         """What the role will use on host: the user's value, else the derived one, else the role default."""
@@ -196,7 +196,7 @@ class Layout(object):
 
     def _upstream(self, server):
         address = self.effective(server, "mlflow_server_host")
-        if address in ("0.0.0.0", "::"):
+        if address in ("0.0.0.0", "::"):  # noqa: S104 - a wildcard bind is reached on the private address
             address = self.private_address(server) or server
         return upstream_address(address, self.effective(server, "mlflow_server_port"))
 

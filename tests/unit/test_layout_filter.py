@@ -1,0 +1,278 @@
+"""The layout filters: what each host of an inventory gets, from its groups and mlops_* knobs alone."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible_collections.mlops.mlflow.plugins.filter.layout import (
+    FilterModule,
+    host_cidr,
+    is_ip_address,
+    layout,
+    layout_missing,
+    layout_reached,
+    upstream_address,
+)
+
+SECRETS = {
+    "mlops_db_password": "db-secret-000001",
+    "mlops_s3_admin_access_key": "ADMINKEY01",
+    "mlops_s3_admin_secret_key": "admin-secret-000001",
+    "mlops_s3_mlflow_access_key": "MLFLOWKEY1",
+    "mlops_s3_mlflow_secret_key": "mlflow-secret-00001",
+    "mlops_users": [{"name": "alice", "password": "alice-password-1"}],
+}
+ALL_IN_ONE = {group: ["pi"] for group in ("mlflow_db", "mlflow_object_store", "mlflow_server", "mlflow_proxy")}
+SPLIT = {
+    "mlflow_db": ["db"],
+    "mlflow_object_store": ["s3"],
+    "mlflow_server": ["m1", "m2"],
+    "mlflow_proxy": ["px"],
+}
+ADDRESSES = {"db": "10.0.0.11", "s3": "10.0.0.12", "m1": "10.0.0.21", "m2": "fd00::22", "px": "10.0.0.30"}
+
+
+def _hostvars(groups, common=SECRETS, addresses=None, **per_host):
+    hosts = sorted({host for members in groups.values() for host in members})
+    hostvars = {host: dict(common) for host in hosts}
+    for host, address in (addresses or {}).items():
+        if host in hostvars:
+            hostvars[host]["mlops_private_address"] = address
+    for host, extra in per_host.items():
+        hostvars[host].update(extra)
+    return hostvars
+
+
+def _both(host, hostvars, groups):
+    return {**layout(host, hostvars, groups), **layout(host, hostvars, groups, secrets=True)}
+
+
+def test_the_filters_are_registered():
+    assert set(FilterModule().filters()) == {
+        "layout",
+        "layout_missing",
+        "layout_reached",
+        "host_cidr",
+        "upstream_address",
+    }
+
+
+@pytest.mark.parametrize(
+    ("address", "cidr"),
+    [
+        ("10.0.0.5", "10.0.0.5/32"),
+        ("192.168.1.200", "192.168.1.200/32"),
+        ("fd00::5", "fd00::5/128"),
+        ("::1", "::1/128"),
+    ],
+)
+def test_host_cidr(address, cidr):
+    assert host_cidr(address) == cidr
+
+
+@pytest.mark.parametrize("bad", ["", "db.example", "10.0.0", "10.0.0.256", "10.0.0.1/24", "fd00::5::1", None, 5])
+def test_host_cidr_refuses_what_is_no_address(bad):
+    assert not is_ip_address(bad)
+    with pytest.raises(AnsibleFilterError):
+        host_cidr(bad)
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "expected"),
+    [
+        ("10.0.0.5", 5000, "10.0.0.5:5000"),
+        ("fd00::5", 5000, "[fd00::5]:5000"),
+        ("[fd00::5]", 1, "[fd00::5]:1"),
+        ("mlflow-1", "8080", "mlflow-1:8080"),
+    ],
+)
+def test_upstream_address(host, port, expected):
+    assert upstream_address(host, port) == expected
+
+
+def test_all_in_one_stays_on_loopback():
+    plain = layout("pi", _hostvars(ALL_IN_ONE), ALL_IN_ONE)
+    assert plain["postgres_listen_addresses"] == ["127.0.0.1"]
+    assert plain["postgres_client_networks"] == []
+    assert plain["object_store_bind_address"] == "127.0.0.1"
+    assert plain["mlflow_server_host"] == "127.0.0.1"
+    assert plain["mlflow_server_db_host"] == "127.0.0.1"
+    assert plain["mlflow_server_backend"] == "postgresql"
+    assert plain["mlflow_server_s3_endpoint_url"] == "http://127.0.0.1:8333"
+    assert plain["mlflow_server_artifacts_destination"] == "s3://mlflow/artifacts"
+    assert plain["nginx_proxy_upstreams"] == ["127.0.0.1:5000"]
+    # No public name: the first proxy's inventory name, the same for nginx and mlflow.
+    assert plain["nginx_proxy_server_name"] == "pi"
+    assert plain["mlflow_server_public_hostnames"] == ["pi"]
+
+
+def test_secrets_come_only_with_secrets_true_and_each_from_its_knob():
+    hostvars = _hostvars(ALL_IN_ONE)
+    plain, secret = layout("pi", hostvars, ALL_IN_ONE), layout("pi", hostvars, ALL_IN_ONE, secrets=True)
+    assert not set(plain) & set(secret)
+    assert not [value for value in plain.values() if value in SECRETS.values()]
+    assert secret == {
+        "postgres_db_password": SECRETS["mlops_db_password"],
+        "mlflow_server_db_password": SECRETS["mlops_db_password"],
+        "object_store_admin_access_key": SECRETS["mlops_s3_admin_access_key"],
+        "object_store_admin_secret_key": SECRETS["mlops_s3_admin_secret_key"],
+        "object_store_mlflow_access_key": SECRETS["mlops_s3_mlflow_access_key"],
+        "object_store_mlflow_secret_key": SECRETS["mlops_s3_mlflow_secret_key"],
+        "mlflow_server_s3_access_key": SECRETS["mlops_s3_mlflow_access_key"],
+        "mlflow_server_s3_secret_key": SECRETS["mlops_s3_mlflow_secret_key"],
+        "nginx_proxy_users": SECRETS["mlops_users"],
+    }
+
+
+def test_split_layout_binds_to_private_addresses_and_admits_exactly_the_servers():
+    hostvars = _hostvars(SPLIT, addresses=ADDRESSES)
+    assert layout("db", hostvars, SPLIT)["postgres_listen_addresses"] == ["127.0.0.1", "10.0.0.11"]
+    assert layout("db", hostvars, SPLIT)["postgres_client_networks"] == ["10.0.0.21/32", "fd00::22/128"]
+    assert layout("s3", hostvars, SPLIT)["object_store_bind_address"] == "10.0.0.12"
+    m2 = layout("m2", hostvars, SPLIT)
+    assert m2["mlflow_server_host"] == "fd00::22"
+    assert m2["mlflow_server_db_host"] == "10.0.0.11"
+    assert m2["mlflow_server_s3_endpoint_url"] == "http://10.0.0.12:8333"
+    assert layout("px", hostvars, SPLIT)["nginx_proxy_upstreams"] == ["10.0.0.21:5000", "[fd00::22]:5000"]
+    # Each host gets only what its own groups' roles read.
+    assert not [name for name in layout("px", hostvars, SPLIT) if not name.startswith("nginx_proxy_")]
+    assert not [name for name in layout("db", hostvars, SPLIT) if not name.startswith("postgres_")]
+
+
+def test_a_variable_the_user_set_is_never_derived_and_feeds_the_other_hosts():
+    hostvars = _hostvars(
+        SPLIT,
+        addresses=ADDRESSES,
+        m1={"mlflow_server_port": 5001, "mlflow_server_host": "0.0.0.0"},  # noqa: S104,
+        s3={"object_store_s3_port": 9000, "object_store_bucket": "team-mlflow"},
+        db={"postgres_client_networks": ["10.0.0.0/24"]},
+        px={"nginx_proxy_users": [{"name": "bob", "password": "bob-password-01"}]},
+    )
+    assert "postgres_client_networks" not in layout("db", hostvars, SPLIT)
+    assert "mlflow_server_host" not in layout("m1", hostvars, SPLIT)
+    # A server on 0.0.0.0 is reached on its private address.
+    assert layout("px", hostvars, SPLIT)["nginx_proxy_upstreams"] == ["10.0.0.21:5001", "[fd00::22]:5000"]
+    assert "nginx_proxy_users" not in layout("px", hostvars, SPLIT, secrets=True)
+    m2 = layout("m2", hostvars, SPLIT)
+    assert m2["mlflow_server_s3_endpoint_url"] == "http://10.0.0.12:9000"
+    assert m2["mlflow_server_artifacts_destination"] == "s3://team-mlflow/artifacts"
+
+
+def test_a_proxy_on_another_host_makes_the_one_server_listen_privately():
+    groups = {"mlflow_server": ["m1"], "mlflow_proxy": ["px"]}
+    hostvars = _hostvars(groups, common={"mlops_users": SECRETS["mlops_users"]}, addresses=ADDRESSES)
+    m1 = layout("m1", hostvars, groups)
+    assert m1["mlflow_server_host"] == "10.0.0.21"
+    assert m1["mlflow_server_backend"] == "sqlite"
+    assert "mlflow_server_artifacts_destination" not in m1  # the role's local directory
+    assert layout_missing(hostvars, groups) == []
+    assert layout_reached(hostvars, groups) == ["m1"]
+
+
+@pytest.mark.parametrize(
+    ("uri", "backend", "store_uri"),
+    [
+        (
+            "postgresql://u:p@rds.example:5432/mlflow?sslmode=require",
+            "postgresql",
+            "postgresql+psycopg2://u:p@rds.example:5432/mlflow?sslmode=require",
+        ),
+        ("postgresql+psycopg2://u:p@h/db", "postgresql", "postgresql+psycopg2://u:p@h/db"),
+        ("mysql://u:p@h:3306/mlflow", "mysql", "mysql+pymysql://u:p@h:3306/mlflow"),
+    ],
+)
+def test_a_database_by_uri_gets_the_driver_the_venv_has(uri, backend, store_uri):
+    groups = {"mlflow_server": ["ec2"], "mlflow_proxy": ["ec2"]}
+    hostvars = _hostvars(groups, common={"mlops_users": SECRETS["mlops_users"], "mlops_db_uri": uri})
+    derived = layout("ec2", hostvars, groups)
+    assert derived["mlflow_server_backend"] == backend
+    assert derived["mlflow_server_backend_store_uri"] == store_uri
+    assert "mlflow_server_db_host" not in derived
+
+
+def test_aws_s3_with_an_access_key_waits_for_the_s3_iam_host():
+    groups = {"mlflow_server": ["ec2"], "mlflow_proxy": ["ec2"], "mlflow_s3_iam": ["localhost"]}
+    common = {
+        "mlops_users": SECRETS["mlops_users"],
+        "mlops_s3_bucket": "team-bucket",
+        "mlops_aws_region": "eu-central-1",
+    }
+    hostvars = _hostvars(groups, common=common)
+    ec2 = layout("ec2", hostvars, groups)
+    assert ec2["mlflow_server_artifacts_destination"] == "s3://team-bucket/artifacts"
+    assert ec2["mlflow_server_s3_region"] == "eu-central-1"
+    assert ec2["mlops_layout_s3_key_host"] == "localhost"
+    iam = layout("localhost", hostvars, groups)
+    assert iam == {"s3_iam_bucket": "team-bucket", "s3_iam_region": "eu-central-1", "s3_iam_mode": "access_key"}
+    # An instance profile: no key to hand over.
+    hostvars = _hostvars(groups, common={**common, "mlops_s3_instance_role": "mlflow-ec2"})
+    assert "mlops_layout_s3_key_host" not in layout("ec2", hostvars, groups)
+    assert layout("localhost", hostvars, groups)["s3_iam_mode"] == "instance_profile"
+
+
+def test_auth_app_feeds_the_users_to_both_layers_and_the_admin_to_nginx():
+    auth = {
+        "mlops_mlflow_auth": True,
+        "mlops_mlflow_admin_password": "admin-password-1",
+        "mlops_mlflow_secret_key": "k" * 32,
+    }
+    hostvars = _hostvars(ALL_IN_ONE, common={**SECRETS, **auth})
+    plain, secret = layout("pi", hostvars, ALL_IN_ONE), layout("pi", hostvars, ALL_IN_ONE, secrets=True)
+    assert plain["mlflow_server_auth_enabled"] is True
+    assert secret["mlflow_server_auth_users"] == SECRETS["mlops_users"]
+    assert secret["mlflow_server_auth_admin_password"] == "admin-password-1"
+    assert secret["nginx_proxy_users"] == SECRETS["mlops_users"] + [{"name": "admin", "password": "admin-password-1"}]
+
+
+def test_the_pi_profile_and_its_overrides():
+    hostvars = _hostvars(ALL_IN_ONE, common={**SECRETS, "mlops_profile": "pi"})
+    derived = _both("pi", hostvars, ALL_IN_ONE)
+    assert derived["mlflow_server_workers"] == 1
+    assert derived["nginx_proxy_upstream_keepalive"] == 16
+    assert derived["postgres_shared_buffers"] == "32MB"
+    assert derived["object_store_seaweedfs_memory_limit_mb"] == 256
+    hostvars["pi"]["mlflow_server_workers"] = 2
+    assert "mlflow_server_workers" not in layout("pi", hostvars, ALL_IN_ONE)
+    with pytest.raises(AnsibleFilterError, match="mlops_profile"):
+        layout("pi", _hostvars(ALL_IN_ONE, common={**SECRETS, "mlops_profile": "tiny"}), ALL_IN_ONE)
+
+
+@pytest.mark.parametrize("knob", sorted(SECRETS))
+def test_each_secret_left_out_is_named(knob):
+    hostvars = _hostvars(ALL_IN_ONE, common={k: v for k, v in SECRETS.items() if k != knob})
+    missing = layout_missing(hostvars, ALL_IN_ONE)
+    assert [entry["name"] for entry in missing] == [knob]
+    assert missing[0]["hosts"] == ["pi"]
+    assert knob not in layout("pi", hostvars, ALL_IN_ONE, secrets=True)
+
+
+@pytest.mark.parametrize("empty", ["", None, []])
+def test_an_empty_secret_counts_as_missing(empty):
+    hostvars = _hostvars(ALL_IN_ONE, common={**SECRETS, "mlops_db_password": empty})
+    assert [entry["name"] for entry in layout_missing(hostvars, ALL_IN_ONE)] == ["mlops_db_password"]
+
+
+def test_a_secret_is_not_missing_where_the_user_set_the_role_variables():
+    common = {k: v for k, v in SECRETS.items() if k != "mlops_db_password"}
+    hostvars = _hostvars(ALL_IN_ONE, common=common, pi={"postgres_db_password": "x" * 16})
+    # The server still needs it: a role variable of the other role is not set.
+    assert layout_missing(hostvars, ALL_IN_ONE) == [
+        {"name": "mlops_db_password", "hosts": ["pi"], "why": "the password of mlflow's PostgreSQL role"}
+    ]
+    hostvars["pi"]["mlflow_server_db_password"] = "x" * 16
+    assert layout_missing(hostvars, ALL_IN_ONE) == []
+
+
+def test_auth_secrets_are_missing_only_with_the_auth_app():
+    hostvars = _hostvars(ALL_IN_ONE, common={**SECRETS, "mlops_mlflow_auth": True})
+    assert [e["name"] for e in layout_missing(hostvars, ALL_IN_ONE)] == [
+        "mlops_mlflow_admin_password",
+        "mlops_mlflow_secret_key",
+    ]
+
+
+def test_reached_hosts_of_the_split_layout():
+    assert layout_reached(_hostvars(SPLIT), SPLIT) == ["db", "s3", "m1", "m2"]
+    assert layout_reached(_hostvars(ALL_IN_ONE), ALL_IN_ONE) == []
+    two_proxies = {"mlflow_server": ["a"], "mlflow_proxy": ["a", "b"]}
+    assert layout_reached(_hostvars(two_proxies), two_proxies) == ["a"]
