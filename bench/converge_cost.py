@@ -5,7 +5,7 @@ Run: .venv/bin/python bench/converge_cost.py [--tiny] [--rounds N] [--keep]
 Starts the systemd container mlops-bench-converge with the flags of the shared molecule
 platform (.config/molecule/config.yml; image from scripts/build-test-image, the warm pip cache
 volume), then runs site.yml against it with every role in one host (the all-in-one Pi shape,
-wired by inventories/group_vars): one fresh converge, then rounds of a no-op reconverge and a
+laid out by the collection from the groups): one fresh converge, then rounds of a no-op reconverge and a
 no-op `--check --diff`, in a new random order each round. The profile_tasks and timer
 callbacks time every task; the report names the tasks that make the no-op slow.
 
@@ -73,7 +73,7 @@ def start_container(name: str) -> None:
 
 
 def container_inventory(work: Path, name: str) -> Path:
-    """The all-in-one inventory for the container, wired by the repository's group_vars."""
+    """The all-in-one inventory for the container: groups and mlops_* knobs (the collection lays it out)."""
     hosts = {name: {"ansible_connection": "community.docker.docker", "ansible_python_interpreter": "/usr/bin/python3"}}
     inventory = {
         "all": {
@@ -82,7 +82,6 @@ def container_inventory(work: Path, name: str) -> Path:
             "children": {group: {"hosts": {name: None}} for group in GROUPS},
         }
     }
-    (work / "group_vars").symlink_to(common.REPO / "inventories" / "group_vars")
     (work / "host_vars").mkdir()
     token = secrets.token_urlsafe
     host_vars = {
@@ -244,12 +243,12 @@ def git_state() -> str:
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=common.REPO
     ).stdout
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--", "roles", "playbooks", "inventories", "plugins"],
+        ["git", "status", "--porcelain", "--", "roles", "playbooks", "plugins"],
         capture_output=True,
         text=True,
         cwd=common.REPO,
     ).stdout
-    return head.strip() + (" + uncommitted changes in roles/playbooks/inventories/plugins" if dirty.strip() else "")
+    return head.strip() + (" + uncommitted changes in roles/playbooks/plugins" if dirty.strip() else "")
 
 
 def main() -> None:

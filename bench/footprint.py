@@ -18,6 +18,7 @@ host of its own. The stack total counts shared mappings once across all services
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 import re
@@ -29,13 +30,22 @@ from pathlib import Path
 
 import _common as common
 import _stack as stack
-import yaml
 from _load import Endpoint, LoadGenerator, prepare
 from support.s3_servers import _remove_weed_sockets, start_seaweedfs
 
 NAME = "footprint"
 MIB = 1024 * 1024
-PI = yaml.safe_load((common.REPO / "inventories" / "group_vars" / "pi.yml").read_text())
+
+
+def _pi_profile() -> dict:
+    """The role settings of mlops_profile: pi, as the layout filter hands them to the roles."""
+    spec = importlib.util.spec_from_file_location("mlops_layout", common.REPO / "plugins" / "filter" / "layout.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {name: value for per_group in module.PROFILES["pi"].values() for name, value in per_group.items()}
+
+
+PI = _pi_profile()
 # Role variables per profile. `seaweedfs_args` are proposed `weed server` flags (no role
 # variable yet), measured to size a recommendation.
 PROFILES = {

@@ -196,8 +196,11 @@ def run_user_playbook(collections: Path, playbook: str, inventory: Path, *args: 
     directory; return (rc, json report). No fact gathering: these runs must stay on the controller."""
     env = clean_ansible_env(
         collections,
-        {"ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_GATHERING": "explicit",
-         "ANSIBLE_HOST_KEY_CHECKING": "false"},
+        {
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+            "ANSIBLE_GATHERING": "explicit",
+            "ANSIBLE_HOST_KEY_CHECKING": "false",
+        },
     )
     proc = subprocess.run(
         [str(BIN / "ansible-playbook"), playbook, "-i", str(inventory), *args],

@@ -28,11 +28,16 @@ SECRETS = {
     "mlops_s3_mlflow_secret_key": "user-mlflow-secret-01",
     "mlops_users": [{"name": "alice", "password": "user-alice-pass-01"}],
 }
-AUTH = {"mlops_mlflow_auth": True, "mlops_mlflow_admin_password": "user-admin-pass-01", "mlops_mlflow_secret_key": "k" * 40}
+AUTH = {
+    "mlops_mlflow_auth": True,
+    "mlops_mlflow_admin_password": "user-admin-pass-01",
+    "mlops_mlflow_secret_key": "k" * 40,
+}
 
 
-def _inventory(tmp_path: Path, groups: dict[str, list[str]], private: bool = True, extra: str = "",
-               secrets: dict | None = None) -> Path:
+def _inventory(
+    tmp_path: Path, groups: dict[str, list[str]], private: bool = True, extra: str = "", secrets: dict | None = None
+) -> Path:
     inventory = tmp_path / "inventory"
     (inventory / "group_vars" / "all").mkdir(parents=True)
     lines = []
@@ -63,7 +68,9 @@ def _nothing_touched(report: dict) -> None:
 def _derived(report: dict) -> dict[str, dict]:
     """host -> {role variable: value} from the layout play's plain set_fact loop."""
     (play,) = [play for play in report["plays"] if play["play"]["name"] == LAYOUT_PLAY]
-    (task,) = [task for task in play["tasks"] if task["task"]["name"] == "Set the role variables of this host's groups"]
+    (task,) = [
+        task for task in play["tasks"] if task["task"]["name"].endswith("Set the role variables of this host's groups")
+    ]
     return {
         host: {item["item"]["key"]: item["item"]["value"] for item in result.get("results", [])}
         for host, result in task["hosts"].items()
@@ -116,7 +123,9 @@ LEFT_OUT = [(name, {}) for name in SECRETS] + [
 ]
 
 
-@pytest.mark.parametrize(("secret", "knobs"), LEFT_OUT, ids=[f"{name}{'-auth' if knobs else ''}" for name, knobs in LEFT_OUT])
+@pytest.mark.parametrize(
+    ("secret", "knobs"), LEFT_OUT, ids=[f"{name}{'-auth' if knobs else ''}" for name, knobs in LEFT_OUT]
+)
 def test_each_secret_left_out_stops_before_any_change_naming_it(site, secret, knobs, tmp_path):
     secrets = {name: value for name, value in {**SECRETS, **knobs}.items() if name != secret}
     rc, report = site(_inventory(tmp_path, ALL_IN_ONE, secrets=secrets))
@@ -193,13 +202,20 @@ def test_limit_without_the_host_that_hands_over_the_s3_key_stops_naming_it(site,
     ids=["with-the-s3-iam-host", "instance-profile"],
 )
 def test_limit_that_keeps_what_the_run_needs_passes(site, limit, extra, tmp_path):
-    rc, report = site(_inventory(tmp_path, AWS, secrets=AWS_SECRETS), "--limit", limit, "--tags", "mlops_preflight", *extra)
+    rc, report = site(
+        _inventory(tmp_path, AWS, secrets=AWS_SECRETS), "--limit", limit, "--tags", "mlops_preflight", *extra
+    )
     results = play_results(report["plays"][0])
     assert not [result for result in results if result.get("failed")], results
     assert rc == 0, report["stats"]
 
 
 def test_limit_to_one_host_of_the_split_layout_derives_what_it_needs(site, tmp_path):
-    rc, report = site(_inventory(tmp_path, {**SPLIT, "mlflow_proxy": ["proxy"]}), "--limit", "proxy", "--tags", "mlops_preflight")
+    rc, report = site(
+        _inventory(tmp_path, {**SPLIT, "mlflow_proxy": ["proxy"]}), "--limit", "proxy", "--tags", "mlops_preflight"
+    )
     assert rc == 0, report["stats"]
-    assert _derived(report)["proxy"]["nginx_proxy_upstreams"] == [f"{ADDRESSES['mlflow1']}:5000", f"{ADDRESSES['mlflow2']}:5000"]
+    assert _derived(report)["proxy"]["nginx_proxy_upstreams"] == [
+        f"{ADDRESSES['mlflow1']}:5000",
+        f"{ADDRESSES['mlflow2']}:5000",
+    ]

@@ -18,7 +18,11 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-DB, STORE, SERVER, PROXY, S3_IAM = "mlflow_db", "mlflow_object_store", "mlflow_server", "mlflow_proxy", "mlflow_s3_iam"
+DB = "mlflow_db"
+STORE = "mlflow_object_store"
+SERVER = "mlflow_server"
+PROXY = "mlflow_proxy"
+S3_IAM = "mlflow_s3_iam"
 
 # Defaults of the roles that other hosts' derived values read (the roles' defaults/main.yml).
 ROLE_DEFAULTS = {

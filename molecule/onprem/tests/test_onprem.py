@@ -1,5 +1,6 @@
-"""The split on-prem layout from site.yml: five hosts on one private network, wired by the
-inventory's group_vars. The real mlflow client runs on mlflow1 and goes through nginx."""
+"""The split on-prem layout from the installed mlops.mlflow.site and a user's own inventory: five
+hosts on one private network, laid out by the collection from the groups and each host's
+mlops_private_address. The real mlflow client runs on mlflow1 and goes through nginx."""
 
 import json
 import time
@@ -37,6 +38,21 @@ def _wait_for_health(host, address: str, timeout: int = 120) -> None:
 
 def _listeners(host) -> set[str]:
     return {line.split()[3] for line in host.check_output("ss -Hltn").splitlines()}
+
+
+HOSTS = {f"mlops-onprem-{name}" for name in ("db", "s3", "mlflow1", "mlflow2", "proxy")}
+
+
+def test_the_users_runs_converged_every_host_then_changed_nothing(user_runs):
+    assert set(user_runs.recap("converge")) == HOSTS
+    assert all(counts["failed"] == 0 and counts["changed"] > 0 for counts in user_runs.recap("converge").values())
+    assert user_runs.changed_tasks("reconverge") == []
+    for run in ("reconverge", "check"):
+        recap = user_runs.recap(run)
+        assert set(recap) == HOSTS
+        assert all(counts["changed"] == counts["failed"] == counts["unreachable"] == 0 for counts in recap.values()), (
+            run
+        )
 
 
 def test_services_listen_on_their_private_address(onprem):

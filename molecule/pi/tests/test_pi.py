@@ -1,4 +1,4 @@
-"""The Pi layout from site.yml: every role on one host, wired by the inventory's group_vars."""
+"""The Pi layout from site.yml: every role on one host, laid out by the collection from the groups."""
 
 import json
 
@@ -15,7 +15,7 @@ def test_wiring_reached_every_role(host):
 
 
 def test_pi_profile_reached_the_services(host):
-    """inventories/group_vars/pi.yml: one mlflow worker, 32MB shared_buffers, weed's GOMEMLIMIT."""
+    """mlops_profile: pi: one mlflow worker, 32MB shared_buffers, weed's GOMEMLIMIT, keepalive 16."""
     weed = host.check_output("systemctl show -p MainPID --value mlops-object-store")
     environ = host.check_output(f"tr '\\0' '\\n' < /proc/{weed}/environ").splitlines()
     assert "GOMEMLIMIT=256MiB" in environ

@@ -94,3 +94,18 @@ def test_a_second_run_waits_for_none(host, converged):
     assert result.rc == 75
     assert "another run holds" in result.stderr
     assert host.file("/var/lib/mlops-reconverge/last-apply.rc").content_string.strip() == "75"
+
+
+def test_the_scheduled_run_uses_the_users_inventory_and_vault(host, converged):
+    # The inventory the role wrote holds no secret; the vault beside it is encrypted; the run that
+    # converged the stack read mlops_users from it (nginx lets alice in, nobody without a password).
+    assert "password" not in host.file("/etc/mlops-reconverge/inventory.yml").content_string
+    assert host.file("/etc/mlops-reconverge/group_vars/all/vault.yml").content_string.startswith("$ANSIBLE_VAULT;")
+    probe = (
+        'python3 -c "import base64,ssl,sys,urllib.request as u,urllib.error as e; c=ssl._create_unverified_context(); '
+        "h={'Authorization': 'Basic ' + base64.b64encode(sys.argv[1].encode()).decode()} if sys.argv[1] else {}; "
+        "r=u.Request('https://localhost/api/2.0/mlflow/experiments/search?max_results=1', headers=h)\n"
+        'try: print(u.urlopen(r, context=c, timeout=30).status)\nexcept e.HTTPError as x: print(x.code)" '
+    )
+    assert host.check_output(probe + "alice:reconverge-alice-01").strip() == "200"
+    assert host.check_output(probe + "''").strip() == "401"
