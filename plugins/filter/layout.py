@@ -85,8 +85,14 @@ SECRETS = (
 
 # Role variables that carry a secret: set with no_log.
 SECRET_VARS = frozenset(
-    [role_var for _, role_var, _, _, _ in SECRETS]
-    + ["s3_iam_admin_access_key", "s3_iam_admin_secret_key", "mlflow_server_auth_users"]
+    [secret[1] for secret in SECRETS]
+    # A database URI carries its password.
+    + [
+        "s3_iam_admin_access_key",
+        "s3_iam_admin_secret_key",
+        "mlflow_server_auth_users",
+        "mlflow_server_backend_store_uri",
+    ]
 )
 
 _IPV4 = re.compile(r"^([0-9]{1,3}\.){3}[0-9]{1,3}$")
@@ -126,6 +132,7 @@ class Layout(object):
         self.hostvars = hostvars
         self.groups = groups
         self._derived = {}
+        self._hostvars = {}
 
     def group(self, name):
         return list(self.groups.get(name) or [])
@@ -135,10 +142,13 @@ class Layout(object):
         return hosts[0] if hosts else ""
 
     def _vars(self, host):
-        try:
-            return self.hostvars[host]
-        except KeyError:
-            return {}
+        # Each lookup in Ansible's hostvars computes the host's variables anew: once per host.
+        if host not in self._hostvars:
+            try:
+                self._hostvars[host] = self.hostvars[host]
+            except KeyError:
+                self._hostvars[host] = {}
+        return self._hostvars[host]
 
     def is_set(self, host, name):
         return name in self._vars(host)

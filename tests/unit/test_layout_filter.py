@@ -186,7 +186,9 @@ def test_a_database_by_uri_gets_the_driver_the_venv_has(uri, backend, store_uri)
     hostvars = _hostvars(groups, common={"mlops_users": SECRETS["mlops_users"], "mlops_db_uri": uri})
     derived = layout("ec2", hostvars, groups)
     assert derived["mlflow_server_backend"] == backend
-    assert derived["mlflow_server_backend_store_uri"] == store_uri
+    # The URI carries the password: it is set with the secrets.
+    assert "mlflow_server_backend_store_uri" not in derived
+    assert layout("ec2", hostvars, groups, secrets=True)["mlflow_server_backend_store_uri"] == store_uri
     assert "mlflow_server_db_host" not in derived
 
 
