@@ -44,4 +44,4 @@ def test_checkout_is_its_own_collection_path():
 
 def test_lanes_balance_longest_first_onto_least_loaded():
     plan = _lanes_module().balance(["pi", "common", "sqlite", "onprem", "faults", "container"], 3)
-    assert plan == [["faults", "common"], ["container", "pi"], ["onprem", "sqlite"]]
+    assert plan == [["onprem", "common"], ["faults", "sqlite"], ["container", "pi"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from ansible.module_utils import basic
+from ansible.module_utils import _internal, basic
 from ansible.module_utils.common.text.converters import to_bytes
 
 
@@ -42,6 +42,9 @@ def module_main(monkeypatch):
         monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy", raising=False)
         monkeypatch.setattr(basic.AnsibleModule, "exit_json", _exit_json)
         monkeypatch.setattr(basic.AnsibleModule, "fail_json", _fail_json)
+        # A module runs on the target, where warnings go back with its result; once a test of this
+        # session imported controller code (a filter plugin), they would go to the controller's display.
+        monkeypatch.setattr(_internal, "is_controller", False)
         with pytest.raises(ModuleExit) as caught:
             main()
         return caught.value.result
