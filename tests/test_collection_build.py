@@ -29,6 +29,9 @@ FORBIDDEN_PARTS = {
     ".ci",
     "scripts",
     "bench",
+    # Example inventories are for copying from the repository; the collection needs none of them.
+    "docs",
+    "inventories",
 }
 
 
@@ -45,7 +48,15 @@ def test_tarball_holds_no_development_files(tarball):
     offenders = [n for n in names if FORBIDDEN_PARTS.intersection(Path(n).parts)]
     assert offenders == []
     assert not [n for n in names if n.endswith((".pyc", ".tar.gz", ".log"))]
-    for required in ("MANIFEST.json", "meta/runtime.yml", "playbooks/site.yml", "roles/common/tasks/main.yml"):
+    for required in (
+        "MANIFEST.json",
+        "meta/runtime.yml",
+        "playbooks/site.yml",
+        "roles/common/tasks/main.yml",
+        "roles/layout/tasks/main.yml",
+        "plugins/filter/layout.py",
+        "plugins/test/layout.py",
+    ):
         assert required in names
 
 
