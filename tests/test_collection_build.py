@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -54,6 +55,11 @@ def test_tarball_holds_no_development_files(tarball):
         "playbooks/site.yml",
         "roles/common/tasks/main.yml",
         "roles/layout/tasks/main.yml",
+        # The internal role the others include (roles/_* must not be dropped by build_ignore).
+        "roles/_systemd/tasks/job.yml",
+        "roles/_systemd/tasks/catch_up.yml",
+        "roles/_systemd/tasks/account.yml",
+        "roles/_systemd/meta/argument_specs.yml",
         "plugins/filter/layout.py",
         "plugins/test/layout.py",
     ):
@@ -65,6 +71,33 @@ def test_manifest_names_the_collection(tarball):
         manifest = json.load(archive.extractfile("MANIFEST.json"))
     info = manifest["collection_info"]
     assert (info["namespace"], info["name"]) == ("mlops", "mlflow")
+    assert info["repository"] == "https://github.com/mlops-mlflow/mlops.mlflow"
+
+
+PLACEHOLDER = re.compile(
+    r"example\.(invalid|com|org|net)|\bTODO\b|CHANGEME|\bchange[ _-]?me\b|\byour[_-]|<[a-z_ -]+>", re.IGNORECASE
+)
+
+
+def test_galaxy_yml_has_no_placeholder_values():
+    galaxy = yaml.safe_load((REPO_ROOT / "galaxy.yml").read_text())
+
+    def strings(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                yield from strings(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from strings(item)
+        elif isinstance(value, str):
+            yield value
+
+    assert [s for s in strings(galaxy) if PLACEHOLDER.search(s)] == []
+    links = {key: galaxy.get(key) for key in ("repository", "homepage", "documentation", "issues")}
+    assert all(links.values()), f"galaxy.yml lacks links: {links}"
+    repository = links["repository"]
+    assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", repository), repository
+    assert all(link.startswith(repository) for link in links.values()), links
 
 
 MODULES = sorted(path.stem for path in (REPO_ROOT / "plugins" / "modules").glob("*.py") if path.stem != "__init__")

@@ -34,6 +34,8 @@ AUTH = {
     "mlflow_server_auth_admin_password": "a-good-admin-password",
     "mlflow_server_auth_secret_key": "a-good-flask-secret-key-0123456789abcdef",
 }
+# The secret access key of AWS's documentation: 40 characters, and a placeholder.
+AWS_EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 CASES = [
     ("common", {"common_timezone": "Mars/Olympus Mons"}, "common_timezone"),
     ("common", {"common_system_users": [{"name": "Bad User"}]}, "common_system_users"),
@@ -135,6 +137,38 @@ CASES = [
     ),
     ("object_store", {"object_store_seaweedfs_memory_limit_mb": 16}, "object_store_seaweedfs_memory_limit_mb"),
     ("object_store", {"object_store_seaweedfs_memory_limit_mb": "lots"}, "object_store_seaweedfs_memory_limit_mb"),
+    # Weak secrets (mlops.mlflow.weak_secret): long enough, but an unfilled vault template or a
+    # placeholder in disguise. Each role refuses them naming the variable, never printing the value.
+    ("postgres", {"postgres_db_password": "<db password>"}, "postgres_db_password"),
+    ("postgres", {"postgres_db_password": "Change-Me-2024!"}, "postgres_db_password"),
+    (
+        "mlflow_server",
+        {"mlflow_server_backend": "postgresql", "mlflow_server_db_password": "Password-2024"},
+        "mlflow_server_db_password",
+    ),
+    (
+        "mlflow_server",
+        {"mlflow_server_s3_access_key": "AKIAIOSFODNN7EXAMPLE", "mlflow_server_s3_secret_key": AWS_EXAMPLE_SECRET},
+        "mlflow_server_s3_secret_key",
+    ),
+    (
+        "mlflow_server",
+        {**AUTH, "mlflow_server_auth_secret_key": "<a Flask secret key of 32+ characters>"},
+        "mlflow_server_auth_secret_key",
+    ),
+    (
+        "mlflow_server",
+        {**AUTH, "mlflow_server_auth_users": [{"name": "alice", "password": "changeme-123456"}]},
+        "mlflow_server_auth_users",
+    ),
+    ("nginx_proxy", {"nginx_proxy_users": [{"name": "alice", "password": "<alice's password>"}]}, "nginx_proxy_users"),
+    ("object_store", {"object_store_admin_secret_key": "MinioAdmin-2024!"}, "object_store_admin_secret_key"),
+    ("object_store", {"object_store_mlflow_secret_key": "<mlflow secret key>"}, "object_store_mlflow_secret_key"),
+    (
+        "s3_iam",
+        {"s3_iam_admin_access_key": "AKIAIOSFODNN7EXAMPLE", "s3_iam_admin_secret_key": AWS_EXAMPLE_SECRET},
+        "s3_iam_admin_secret_key",
+    ),
 ]
 SAFE_TASK_PREFIXES = ("Validating arguments", "Check ")
 # Preflight asserts print only the expression and our message, never a secret's
@@ -147,6 +181,16 @@ SECRETS = (
     "a-good-admin-password",
     "a-good-flask-secret-key-0123456789abcdef",
     "a-long-enough-password",
+    # The weak ones are refused without being shown either.
+    "<db password>",
+    "Change-Me-2024!",
+    "Password-2024",
+    AWS_EXAMPLE_SECRET,
+    "<a Flask secret key of 32+ characters>",
+    "changeme-123456",
+    "<alice's password>",
+    "MinioAdmin-2024!",
+    "<mlflow secret key>",
 )
 
 

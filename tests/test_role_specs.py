@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 ROLES_DIR = Path(__file__).resolve().parent.parent / "roles"
-ROLES = sorted(p.name for p in ROLES_DIR.iterdir() if (p / "tasks" / "main.yml").is_file())
+ROLES = sorted(p.name for p in ROLES_DIR.iterdir() if (p / "tasks").is_dir())
 # The layout role's options are the collection's mlops_* knobs: read from the inventory by the
 # mlops.mlflow.layout filter (hostvars), never given role defaults that would hide them.
 LAYOUT = "layout"
@@ -22,7 +22,10 @@ def _load(path: Path) -> dict:
 @pytest.mark.parametrize("role", [role for role in ROLES if role != LAYOUT])
 def test_defaults_and_spec_name_the_same_variables(role):
     defaults = _load(ROLES_DIR / role / "defaults" / "main.yml")
-    spec = _load(ROLES_DIR / role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+    specs = _load(ROLES_DIR / role / "meta" / "argument_specs.yml")["argument_specs"]
+    # An internal role (roles/_*, included with tasks_from) has no main: one spec per entry point.
+    entry_points = list(specs) if role.startswith("_") else ["main"]
+    spec = {name: opt for entry in entry_points for name, opt in specs[entry]["options"].items()}
     optional = {name for name, opt in spec.items() if not opt.get("required")}
     assert set(defaults) <= set(spec), f"undocumented defaults: {sorted(set(defaults) - set(spec))}"
     assert optional <= set(defaults), f"documented but no default: {sorted(optional - set(defaults))}"

@@ -17,6 +17,7 @@ import ipaddress
 import re
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.mlops.mlflow.plugins.filter.store import with_driver
 
 DB = "mlflow_db"
 STORE = "mlflow_object_store"
@@ -259,10 +260,8 @@ class Layout(object):
                 if self.is_set(host, "mlops_db_password"):
                     derived["mlflow_server_db_password"] = self.get(host, "mlops_db_password")
             elif uri:
-                # A URI without a driver gets the one the role installs (SQLAlchemy 2.1's default for
-                # postgresql:// is psycopg 3, which the venv does not have).
-                uri = re.sub(r"^postgresql://", "postgresql+psycopg2://", uri)
-                derived["mlflow_server_backend_store_uri"] = re.sub(r"^mysql://", "mysql+pymysql://", uri)
+                # A URI without a driver gets the one the role installs.
+                derived["mlflow_server_backend_store_uri"] = with_driver(uri)
             if store_host:
                 derived["mlflow_server_artifacts_destination"] = "s3://%s/artifacts" % self.effective(
                     store_host, "object_store_bucket"

@@ -326,6 +326,27 @@ class Outcome:
         return self.action != "unchanged"
 
 
+def _check_choices(state, update_password):
+    if state not in ("present", "absent"):
+        raise InvalidInputError("state must be present or absent, not %r" % state)
+    if update_password not in ("always", "on_create"):
+        raise InvalidInputError("update_password must be always or on_create, not %r" % update_password)
+
+
+def _apply(htfile, name, state, password, scheme, rounds, update_password):
+    """Bring one (validated) user's line to `state` in `htfile`; return the action."""
+    if state == "absent":
+        return "removed" if htfile.remove(name) else "unchanged"
+    current = htfile.get_hash(name)
+    if current is None:
+        htfile.set_hash(name, make_hash(password, scheme, rounds))
+        return "added"
+    if update_password == "on_create" or verifies(password, current, scheme, rounds):
+        return "unchanged"
+    htfile.set_hash(name, make_hash(password, scheme, rounds))
+    return "updated"
+
+
 def ensure(text, name, state, password=None, scheme=DEFAULT_SCHEME, rounds=None, update_password="always"):  # noqa: S107
     """Decide one user's entry in the file `text` (None when the file does not exist).
 
@@ -333,26 +354,90 @@ def ensure(text, name, state, password=None, scheme=DEFAULT_SCHEME, rounds=None,
     before anything is decided; nothing is written here.
     """
     validate_name(name)
-    if state not in ("present", "absent"):
-        raise InvalidInputError("state must be present or absent, not %r" % state)
-    if update_password not in ("always", "on_create"):
-        raise InvalidInputError("update_password must be always or on_create, not %r" % update_password)
+    _check_choices(state, update_password)
     if state == "present":
         rounds = resolve_rounds(scheme, rounds)
         validate_password(password, scheme)
         require_passlib()
     htfile = HtpasswdFile.parse(text or "")
     before = htfile.listing()
+    action = _apply(htfile, name, state, password, scheme, rounds, update_password)
+    if action == "unchanged":
+        return Outcome(action, text, before, before)
+    marks = {name: action} if action in ("added", "updated") else None
+    return Outcome(action, htfile.render(), before, htfile.listing(marks))
 
-    if state == "absent":
-        action = "removed" if htfile.remove(name) else "unchanged"
-        return Outcome(action, htfile.render(), before, htfile.listing())
 
-    current = htfile.get_hash(name)
-    if current is None:
-        htfile.set_hash(name, make_hash(password, scheme, rounds))
-        return Outcome("added", htfile.render(), before, htfile.listing({name: "added"}))
-    if update_password == "on_create" or verifies(password, current, scheme, rounds):
-        return Outcome("unchanged", text, before, before)
-    htfile.set_hash(name, make_hash(password, scheme, rounds))
-    return Outcome("updated", htfile.render(), before, htfile.listing({name: "updated"}))
+class UsersOutcome:
+    """What ensure_users() decided: one action per user (removed ones included), the new text, listings."""
+
+    __slots__ = ("actions", "text", "before", "after")
+
+    def __init__(self, actions, text, before, after):
+        self.actions = actions
+        self.text = text
+        self.before = before
+        self.after = after
+
+    @property
+    def changed(self):
+        return any(action != "unchanged" for action in self.actions.values())
+
+    @property
+    def removed(self):
+        return [name for name, action in self.actions.items() if action == "removed"]
+
+
+def ensure_users(
+    text,
+    users,
+    state="present",
+    exclusive=False,
+    scheme=DEFAULT_SCHEME,
+    rounds=None,
+    update_password="always",  # noqa: S107 - a choice, not a password
+):
+    """Decide several users' entries at once; with `exclusive`, the file keeps exactly `users`.
+
+    `users` is a list of {name, password} (password unused when state=absent). Every name and
+    password is checked before anything is decided; errors name the entry by its index only.
+    Returns a UsersOutcome whose `actions` map each listed user, then each user removed for
+    `exclusive`, to added/updated/removed/unchanged. Nothing is written here.
+    """
+    _check_choices(state, update_password)
+    if exclusive and state != "present":
+        raise InvalidInputError("exclusive applies to state=present only (it removes the users not listed)")
+    if state == "present":
+        rounds = resolve_rounds(scheme, rounds)
+    seen = set()
+    for index, user in enumerate(users):
+        name = user.get("name")
+        try:
+            validate_name(name)
+            if state == "present":
+                validate_password(user.get("password"), scheme)
+        except InvalidInputError as exc:
+            raise InvalidInputError("users[%d]: %s" % (index, exc)) from None
+        if name in seen:
+            raise InvalidInputError("users[%d]: user %r is listed twice" % (index, name))
+        seen.add(name)
+    if state == "present" and users:
+        require_passlib()
+    htfile = HtpasswdFile.parse(text or "")
+    before = htfile.listing()
+    actions = {}
+    for user in users:
+        actions[user["name"]] = _apply(
+            htfile, user["name"], state, user.get("password"), scheme, rounds, update_password
+        )
+    if exclusive:
+        for name in htfile.users():
+            if name not in seen:
+                htfile.remove(name)
+                actions[name] = "removed"
+    outcome = UsersOutcome(actions, text, before, before)
+    if outcome.changed:
+        marks = dict((name, action) for name, action in actions.items() if action in ("added", "updated"))
+        outcome.text = htfile.render()
+        outcome.after = htfile.listing(marks)
+    return outcome

@@ -342,6 +342,25 @@ def sqlite_backup(source, destination):
     os.chmod(destination, 0o600)
 
 
+def sqlite_integrity(store):
+    """Run PRAGMA integrity_check on a SQLite store, read-only; raise MlflowDbError unless it says ok.
+
+    A missing file passes: the probe reports it as a fresh store.
+    """
+    if store.backend != "sqlite" or not os.path.exists(store.database):
+        return
+    try:
+        conn = sqlite3.connect("file:%s?mode=ro" % pathname2url(store.database), uri=True)
+        try:
+            verdict = "; ".join(row[0] for row in conn.execute("PRAGMA integrity_check"))
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise MlflowDbError("SQLite store %s cannot be checked: %s" % (store.database, exc)) from None
+    if verdict != "ok":
+        raise MlflowDbError("SQLite store %s failed PRAGMA integrity_check: %s" % (store.database, verdict[:1000]))
+
+
 def parse_probe_output(stdout):
     """Return the probe's marked JSON result (the last one), or None."""
     for line in reversed((stdout or "").splitlines()):

@@ -13,12 +13,15 @@ module: htpasswd
 short_description: Manage users of an htpasswd file read by nginx auth_basic
 version_added: "0.1.0"
 description:
-  - Adds, updates or removes one user of an htpasswd file, such as the one nginx reads with
-    C(auth_basic_user_file).
+  - Adds, updates or removes one user (O(name)) or several (O(users)) of an htpasswd file, such as
+    the one nginx reads with C(auth_basic_user_file).
+  - With O(users) and O(exclusive=true) the file holds exactly the listed users afterwards; every
+    other user is removed, and check mode and diff report those removals like any other change.
   - A present user whose stored hash already verifies against O(password), with the asked
     O(hash_scheme) and O(rounds), is left alone (no rehash, RV(ignore:changed=false)). A different
     password, or a stored hash of another scheme or cost, rewrites that user's line only.
-    Other users, comments, blank lines, their order and the file's line endings are kept.
+    Other users, comments, blank lines, their order and the file's line endings are kept
+    (other users except those O(exclusive) removes).
   - The new content is written to a temporary file in the same directory and renamed into place.
   - Bad input fails before anything is written, with a message that names the problem but never
     the password or a hash - a name with C(:) or a newline, an empty password, an out-of-range
@@ -35,14 +38,37 @@ options:
     description:
       - User name. It must not be empty, contain C(:), a newline or a carriage return, start with
         C(#) or start or end with whitespace.
+      - One of O(name) and O(users) is required; they are mutually exclusive.
     type: str
-    required: true
     aliases: [username]
   password:
     description:
       - Password of the user. Required and not empty when O(state=present); never logged or returned.
       - With O(hash_scheme=bcrypt) at most 72 bytes (bcrypt ignores the rest).
+      - Only with O(name); each entry of O(users) has its own.
     type: str
+  users:
+    description:
+      - Several users in one call, each brought to O(state) as O(name) and O(password) would be, and
+        the file written once.
+      - Names must be unique in the list. An error names the entry by its index, never by its password.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: User name, as O(name).
+        type: str
+        required: true
+      password:
+        description: Password, as O(password); required and not empty when O(state=present).
+        type: str
+  exclusive:
+    description:
+      - With V(true), remove every user of the file that is not in O(users), so the file holds exactly
+        those users. Comments and blank lines are kept.
+      - Needs O(users) and O(state=present). An empty O(users) then removes every user.
+    type: bool
+    default: false
   state:
     description: Whether the user is in the file.
     type: str
@@ -88,7 +114,9 @@ attributes:
   diff_mode:
     support: full
     details:
-      - The diff lists one C(name (scheme)) per user and marks the added or updated one; never a hash or a password.
+      - The diff lists one C(name (scheme)) per user and marks the added or updated ones; a removed user
+        is in the before listing only. Never a hash or a password.
+      - Check mode reports the users O(exclusive) would remove (RV(removed)) and leaves the file untouched.
   platform:
     support: full
     platforms: posix
@@ -150,6 +178,25 @@ EXAMPLES = r"""
     password: "{{ vault_dave_initial_password }}"
     update_password: on_create
 
+- name: Keep exactly these users in the file, removing any other
+  mlops.mlflow.htpasswd:
+    path: /etc/nginx/mlflow.htpasswd
+    users:
+      - name: alice
+        password: "{{ vault_alice_password }}"
+      - name: bob
+        password: "{{ vault_bob_password }}"
+    exclusive: true
+    owner: root
+    group: www-data
+    mode: "0640"
+  no_log: true  # the passwords are in the arguments
+  register: htpasswd_users
+
+- name: Name the users that were removed
+  ansible.builtin.debug:
+    msg: "removed: {{ htpasswd_users.removed | join(', ') }}"
+
 - name: Remove a user
   mlops.mlflow.htpasswd:
     path: /etc/nginx/mlflow.htpasswd
@@ -170,17 +217,32 @@ path:
   sample: /etc/nginx/mlflow.htpasswd
 user:
   description: The user name.
-  returned: always
+  returned: when O(name) is given
   type: str
   sample: alice
 action:
   description:
     - What happened (or, in check mode, would happen) to the user's line.
     - V(unchanged) also when only the file's owner, group or mode were changed (RV(ignore:changed) says so).
-  returned: always
+  returned: when O(name) is given
   type: str
   sample: added
   choices: [added, updated, removed, unchanged]
+users:
+  description:
+    - With O(users), what happened (or, in check mode, would happen) to each user, by name
+      (V(added), V(updated), V(removed) or V(unchanged)); users O(exclusive) removed are included.
+  returned: when O(users) is given
+  type: dict
+  sample: {"alice": "unchanged", "bob": "added", "carol": "removed"}
+removed:
+  description:
+    - With O(users), the names of the users removed (or, in check mode, that would be).
+    - The listed ones (O(state=absent)) in list order, then those O(exclusive) removes in file order.
+  returned: when O(users) is given
+  type: list
+  elements: str
+  sample: [carol]
 """
 
 import os
@@ -195,6 +257,7 @@ from ansible_collections.mlops.mlflow.plugins.module_utils.htpasswd_file import 
     HtpasswdError,
     MissingLibraryError,
     ensure,
+    ensure_users,
     resolve_rounds,
     verify_cost_factor,
 )
@@ -265,22 +328,37 @@ def _run(module, result):
     if os.path.isdir(path):
         raise HtpasswdError("the path is a directory")
 
+    if params["exclusive"] and params["users"] is None:
+        raise HtpasswdError("exclusive needs users (the complete list of users the file keeps)")
     text = _read(path)
     if text is None and params["state"] == "present" and not params["create"]:
         raise HtpasswdError("the file does not exist and create=false")
 
-    outcome = ensure(
-        text,
-        params["name"],
-        params["state"],
-        password=params["password"],
-        scheme=params["hash_scheme"],
-        rounds=params["rounds"],
-        update_password=params["update_password"],
-    )
+    if params["users"] is None:
+        outcome = ensure(
+            text,
+            params["name"],
+            params["state"],
+            password=params["password"],
+            scheme=params["hash_scheme"],
+            rounds=params["rounds"],
+            update_password=params["update_password"],
+        )
+        result["action"] = outcome.action
+    else:
+        outcome = ensure_users(
+            text,
+            params["users"],
+            params["state"],
+            exclusive=params["exclusive"],
+            scheme=params["hash_scheme"],
+            rounds=params["rounds"],
+            update_password=params["update_password"],
+        )
+        result["users"] = outcome.actions
+        result["removed"] = outcome.removed
     if params["state"] == "present":
         _warn_if_slow(module, params["hash_scheme"], resolve_rounds(params["hash_scheme"], params["rounds"]))
-    result["action"] = outcome.action
     if outcome.changed:
         result["changed"] = True
         if module._diff:
@@ -303,8 +381,14 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", required=True, aliases=["dest"]),
-            name=dict(type="str", required=True, aliases=["username"]),
+            name=dict(type="str", aliases=["username"]),
             password=dict(type="str", no_log=True),
+            users=dict(
+                type="list",
+                elements="dict",
+                options=dict(name=dict(type="str", required=True), password=dict(type="str", no_log=True)),
+            ),
+            exclusive=dict(type="bool", default=False),
             state=dict(type="str", choices=["present", "absent"], default="present"),
             hash_scheme=dict(type="str", choices=list(SCHEMES), default=DEFAULT_SCHEME),
             rounds=dict(type="int"),
@@ -312,9 +396,13 @@ def main():
             create=dict(type="bool", default=True),
         ),
         add_file_common_args=True,
+        mutually_exclusive=[("name", "users"), ("password", "users")],
+        required_one_of=[("name", "users")],
         supports_check_mode=True,
     )
-    result = dict(changed=False, path=module.params["path"], user=module.params["name"], action="unchanged")
+    result = dict(changed=False, path=module.params["path"])
+    if module.params["users"] is None:
+        result.update(user=module.params["name"], action="unchanged")
     try:
         _run(module, result)
     except HtpasswdError as exc:

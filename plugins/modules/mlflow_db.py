@@ -69,6 +69,13 @@ options:
       - Path of C(pg_dump) for PostgreSQL backups; found on C(PATH) when not set.
       - Its major version must not be older than the server's.
     type: path
+  integrity_check:
+    description:
+      - For a SQLite store, run C(PRAGMA integrity_check) (read-only) before reading its revision, and fail
+        unless it answers C(ok). Ignored for other backends and for a SQLite file that does not exist.
+      - It reads the whole file, so it is off by default; the restore playbook checks a backup with it.
+    type: bool
+    default: false
   timeout:
     description:
       - Seconds to wait for a database connection (probe, backup and migration).
@@ -110,6 +117,13 @@ EXAMPLES = r"""
     backend_store_uri: sqlite:////var/lib/mlflow/mlflow.db
     state: checked
   register: mlflow_schema
+
+- name: Check that a SQLite copy is intact and an MLflow store this mlflow knows
+  mlops.mlflow.mlflow_db:
+    backend_store_uri: sqlite:////var/lib/mlflow/.mlflow.db.restore
+    state: checked
+    integrity_check: true
+  register: mlflow_copy
 
 - name: MySQL store (backups not supported by the module yet)
   mlops.mlflow.mlflow_db:
@@ -170,6 +184,7 @@ from ansible_collections.mlops.mlflow.plugins.module_utils.mlflow_db import (
     make_backup,
     revision_diff,
     run_probe,
+    sqlite_integrity,
 )
 
 
@@ -188,6 +203,8 @@ def run(module):
     if params["backup"] and params["state"] == "upgraded":
         check_backup_supported(store)  # before touching anything, also in check mode
 
+    if params["integrity_check"]:
+        sqlite_integrity(store)
     probe = run_probe(module.run_command, params["python"], store, "probe", params["timeout"])
     result = build_result(store, probe)
     current, head = result["current_revision"], result["head_revision"]
@@ -238,6 +255,7 @@ def main():
             backup_dir=dict(type="path", default="/var/backups/mlflow"),
             backup_keep=dict(type="int", default=5),
             pg_dump=dict(type="path"),
+            integrity_check=dict(type="bool", default=False),
             timeout=dict(type="int", default=10),
         ),
         supports_check_mode=True,

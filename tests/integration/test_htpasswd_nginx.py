@@ -2,7 +2,7 @@
 
 Note: the run_module fixture reads results through the json stdout callback, which replaces a
 result's `action` key with the task's module name, so the module's `action` is asserted in the
-unit tests (tests/unit/test_htpasswd_module.py) and here only `changed` is.
+unit tests (tests/unit/plugins/modules/test_htpasswd.py) and here only `changed` is.
 """
 
 from __future__ import annotations
@@ -158,3 +158,38 @@ def test_bcrypt_idents_both_nginx_and_apache_accept(site, ident):
     assert site.status("/index.html", "alice", "pw-bcrypt-002") == 401
     assert apache_verifies(site.htfile, "alice", "pw-bcrypt-001")
     assert not apache_verifies(site.htfile, "alice", "pw-bcrypt-002")
+
+
+def test_exclusive_users_check_apply_idempotent_and_nginx_refuses_the_removed_user(run_module, site):
+    """users + exclusive: check mode reports the surplus user and nginx still lets them in; the real
+    run removes them (nginx answers 401) and keeps the listed users; the third run changes nothing."""
+    for name in ("alice", "mallory"):
+        run_module("htpasswd", {"path": str(site.htfile), "name": name, "password": f"pw-{name}-000001"})
+    wanted = [
+        {"name": "alice", "password": "pw-alice-000001"},
+        {"name": "bob", "password": "pw-bob-0000001"},
+    ]
+    args = {"path": str(site.htfile), "users": wanted, "exclusive": True}
+    stored = site.htfile.read_bytes()
+
+    checked = run_module("htpasswd", args, check=True, diff=True)
+    assert checked["changed"] is True, checked
+    assert checked["removed"] == ["mallory"] and checked["users"]["bob"] == "added"
+    assert "mallory" in checked["diff"]["before"] and "mallory" not in checked["diff"]["after"]
+    assert site.htfile.read_bytes() == stored
+    assert site.status("/index.html", "mallory", "pw-mallory-000001") == 200
+    assert_secret_free(checked, "pw-alice-000001", "pw-bob-0000001")
+
+    applied = run_module("htpasswd", args, diff=True)
+    assert applied["changed"] is True, applied
+    assert applied["removed"] == ["mallory"]
+    assert_secret_free(applied, "pw-alice-000001", "pw-bob-0000001")
+    assert site.status("/index.html", "mallory", "pw-mallory-000001") == 401
+    assert site.status("/index.html", "alice", "pw-alice-000001") == 200
+    assert site.status("/index.html", "bob", "pw-bob-0000001") == 200
+    assert apache_verifies(site.htfile, "bob", "pw-bob-0000001")
+    stored = site.htfile.read_bytes()
+
+    again = run_module("htpasswd", args)
+    assert again["changed"] is False and again["removed"] == [], again
+    assert site.htfile.read_bytes() == stored

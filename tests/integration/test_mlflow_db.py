@@ -258,3 +258,31 @@ def test_silent_server_fails_within_the_timeout(run_module):
     assert "timeout" in result["msg"].lower()
     assert elapsed < 25  # ansible-playbook and the mlflow import take a few seconds of their own
     assert "secret-pw-5678" not in result["_stdout"] + result["_stderr"]
+
+
+def test_integrity_check_reads_a_real_store_and_refuses_a_damaged_or_foreign_file(run_module, tmp_path):
+    """What restore.yml asks of a SQLite backup before it replaces the store: intact, and an MLflow schema."""
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    head = run_module("mlflow_db", {"backend_store_uri": uri, "python": PYTHON, "backup": False})["head_revision"]
+    checked = {"backend_store_uri": uri, "python": PYTHON, "state": "checked", "integrity_check": True}
+    intact = run_module("mlflow_db", checked)
+    assert intact.get("failed") is not True, intact
+    assert (intact["changed"], intact["current_revision"]) == (False, head)
+
+    # Zero the page-type byte of a b-tree page in the middle: SQLite calls the file malformed.
+    pages = db.stat().st_size // 4096
+    assert pages > 8
+    with open(db, "r+b") as handle:
+        handle.seek(4096 * (pages // 2))
+        handle.write(b"\0")
+    damaged_bytes = db.read_bytes()
+    damaged = run_module("mlflow_db", checked)
+    assert damaged.get("failed") is True and damaged["changed"] is False, damaged
+    assert "integrity_check" in damaged["msg"] or "malformed" in damaged["msg"], damaged["msg"]
+    assert db.read_bytes() == damaged_bytes
+
+    foreign = tmp_path / "notes.db"
+    foreign.write_bytes(b"not a database at all, but long enough to look like a header " * 4)
+    refused = run_module("mlflow_db", dict(checked, backend_store_uri=f"sqlite:///{foreign}"))
+    assert refused.get("failed") is True and "not a database" in refused["msg"], refused

@@ -3,6 +3,7 @@ data kept from the venv install it replaced, the real client through nginx, back
 
 from __future__ import annotations
 
+import base64
 import json
 
 ALICE_ENV = (
@@ -64,3 +65,34 @@ def test_real_client_through_nginx_and_back_after_reboot(host, mlflow_smoke, reb
 def test_auth_app_runs_in_the_container(host, http):
     assert http("https://127.0.0.1/api/2.0/mlflow/users/current", "alice", "alice-password-0001")["status"] == 200
     assert "--app-name basic-auth" in host.check_output("ps -eo args")
+
+
+# mlflow_server_extra_env of molecule.yml: sourced by /bin/sh in the container's entry point.
+EXTRA_ENV = {"MLOPS_TRICKY": 'it\'s "$HOME" \\back\\slash 100% %h `id`\nsecond line', "MLOPS_PLAIN": "plain-value"}
+
+
+def _server_environ(host) -> dict:
+    pid = host.check_output(
+        "pgrep -f '^/opt/mlflow/venv/bin/python[0-9.]* /opt/mlflow/venv/bin/mlflow server' | head -1"
+    ).strip()
+    raw = host.check_output(f"base64 -w0 /proc/{pid}/environ")
+    pairs = base64.b64decode(raw).decode().split("\0")
+    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
+def test_extra_env_reaches_the_server_verbatim(host):
+    environ = _server_environ(host)
+    for name, value in EXTRA_ENV.items():
+        assert environ.get(name) == value, name
+
+
+def test_prometheus_metrics_on_the_server_port(host):
+    probe = (
+        "import base64, urllib.request; "
+        "r = urllib.request.Request('http://127.0.0.1:5000/metrics', headers={'Authorization': 'Basic ' + "
+        "base64.b64encode(b'admin:container-admin-pass-0001').decode()}); "
+        "print(urllib.request.urlopen(r, timeout=30).read().decode())"
+    )
+    body = host.check_output(f'python3 -c "{probe}"')
+    assert "mlflow_exporter_info" in body
+    assert host.file("/var/lib/mlflow/prometheus").is_directory

@@ -365,10 +365,11 @@ SETTINGS = (  # one change for each role's handler to lose
     "-e", "nginx_proxy_hsts_max_age=86400",
 )  # fmt: skip
 CAUGHT_UP = {  # the catch-up task of each role, and the run it must act in
-    "store": "postgres : Restart PostgreSQL on the settings on disk",
-    "interrupted": "object_store : Restart the object store on the unit and files on disk",
-    "nginx": "mlflow_server : Restart the server on the unit and files on disk",
-    "full": "nginx_proxy : Reload nginx on the site on disk",
+    # each role's catch-up runs mlops.mlflow._systemd's catch_up.yml, named after its unit
+    "store": "_systemd : Restart on the unit and files on disk postgresql]",
+    "interrupted": "_systemd : Restart on the unit and files on disk mlops-object-store]",
+    "nginx": "_systemd : Restart on the unit and files on disk mlflow-server]",
+    "full": "_systemd : Reload on the files on disk nginx]",
 }
 
 

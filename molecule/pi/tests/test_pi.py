@@ -1,5 +1,6 @@
 """The Pi layout from site.yml: every role on one host, laid out by the collection from the groups."""
 
+import base64
 import json
 
 USER = ("alice", "pi-alice-password-01")
@@ -12,6 +13,16 @@ def test_wiring_reached_every_role(host):
     assert "MLFLOW_ARTIFACTS_DESTINATION='s3://mlflow/artifacts'" in env
     assert "MLFLOW_S3_ENDPOINT_URL='http://127.0.0.1:8333'" in env
     assert "AWS_ACCESS_KEY_ID='PIMLFLOW00001'" in env
+
+
+def test_extra_env_reaches_the_server_verbatim(host):
+    """mlflow_server_extra_env of host_vars: systemd's EnvironmentFile= hands the values over unchanged."""
+    expected = {"MLOPS_TRICKY": 'it\'s "$HOME" \\back\\slash 100% %h `id`\nsecond line', "MLOPS_PLAIN": "plain-value"}
+    mlflow = host.check_output("systemctl show -p MainPID --value mlflow-server")
+    raw = base64.b64decode(host.check_output(f"base64 -w0 /proc/{mlflow}/environ")).decode()
+    environ = dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+    for name, value in expected.items():
+        assert environ.get(name) == value, name
 
 
 def test_pi_profile_reached_the_services(host):

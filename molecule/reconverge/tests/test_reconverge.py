@@ -1,6 +1,7 @@
 """Scheduled reconvergence: a run converges, drift is reported exactly, repaired, and runs never overlap."""
 
 import json
+import shlex
 
 import pytest
 
@@ -57,7 +58,7 @@ def test_drift_is_reported_exactly_then_repaired(host, converged):
     handlers = {"Reload nginx", "Restart mlflow server (systemd)", "Reload systemd for mlflow server"}
     # Check mode runs no handler, so nginx_proxy's catch-up also finds the hand-edited site newer
     # than nginx's last reload: the same repair, named twice.
-    handlers.add("Reload nginx on the site on disk")
+    handlers.add("Reload on the files on disk nginx")
     assert (
         changed_tasks(report)
         <= {
@@ -109,3 +110,66 @@ def test_the_scheduled_run_uses_the_users_inventory_and_vault(host, converged):
     )
     assert host.check_output(probe + "alice:reconverge-alice-01").strip() == "200"
     assert host.check_output(probe + "''").strip() == "401"
+
+
+# -- turning a mode off, or switching manager, removes what the old schedule left ---------
+# Last in this file: it re-applies the role on the host (its own Ansible and installed
+# collection) and puts the scenario's schedule back at the end.
+
+ROLE_RUN = (
+    "cd /opt/mlops-reconverge && ANSIBLE_COLLECTIONS_PATH=/opt/mlops-reconverge/collections "
+    "ANSIBLE_LOCAL_TEMP=/opt/mlops-reconverge/tmp /opt/mlops-reconverge/venv/bin/ansible-playbook "
+    "-i localhost, -c local /root/reconverge-role.yml -e @/root/reconverge-role-vars.json"
+)
+
+
+def converge_role(host, **variables):
+    play = [{"hosts": "localhost", "gather_facts": False, "roles": [{"role": "mlops.mlflow.reconverge"}]}]
+    base = {
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "reconverge_collection_tarball": "/opt/mlops-reconverge/mlops-mlflow.tar.gz",
+        "reconverge_vault_password_file": "/etc/mlops-reconverge/vault-pass",
+    }
+    host.check_output(f"echo {shlex.quote(json.dumps(play))} > /root/reconverge-role.yml")
+    host.check_output(f"echo {shlex.quote(json.dumps(base | variables))} > /root/reconverge-role-vars.json")
+    result = host.run(ROLE_RUN)
+    assert result.rc == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    return result
+
+
+def cron_entries(host):
+    listing = host.run("crontab -l -u root")
+    return [line for line in listing.stdout.splitlines() if "/usr/local/sbin/mlops-reconverge" in line]
+
+
+def timer_gone(host, mode):
+    """No unit file, not enabled (no timers.target link), not active."""
+    unit = f"mlops-reconverge-{mode}.timer"
+    return (
+        not host.file(f"/etc/systemd/system/{unit}").exists
+        and not host.file(f"/etc/systemd/system/timers.target.wants/{unit}").exists
+        and host.run(f"systemctl is-active {unit}").stdout.strip() != "active"
+    )
+
+
+def test_turned_off_or_switched_schedules_are_removed(host, converged):
+    try:
+        converge_role(host, reconverge_drift_report_enabled=False)
+        assert timer_gone(host, "drift-report")
+        apply = host.service("mlops-reconverge-apply.timer")
+        assert apply.is_enabled and apply.is_running
+        assert host.file("/etc/systemd/system/mlops-reconverge@.service").exists
+
+        converge_role(host, reconverge_service_manager="cron")
+        assert timer_gone(host, "apply") and timer_gone(host, "drift-report")
+        assert not host.file("/etc/systemd/system/mlops-reconverge@.service").exists
+        assert sorted(e.split()[2] for e in cron_entries(host)) == ["apply", "drift-report"]
+
+        converge_role(host, reconverge_service_manager="cron", reconverge_apply_enabled=False)
+        assert [e.split()[2] for e in cron_entries(host)] == ["drift-report"]
+    finally:
+        converge_role(host)
+    assert cron_entries(host) == []
+    for mode in ("apply", "drift-report"):
+        timer = host.service(f"mlops-reconverge-{mode}.timer")
+        assert timer.is_enabled and timer.is_running
