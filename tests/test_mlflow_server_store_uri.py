@@ -20,14 +20,14 @@ PARTS = {
 }
 
 
-def _render(variables: dict, tmp_path: Path) -> str:
+def _render(variables: dict, tmp_path: Path, expression: str = "{{ _mlflow_server_backend_store_uri }}") -> str:
     play = {
         "name": "render the store URI",
         "hosts": "localhost",
         "gather_facts": False,
         "tasks": [
             {"ansible.builtin.import_role": {"name": "mlops.mlflow.mlflow_server", "tasks_from": "preflight"}},
-            {"ansible.builtin.debug": {"msg": "{{ _mlflow_server_backend_store_uri }}"}},
+            {"ansible.builtin.debug": {"msg": expression}},
         ],
     }
     proc = run_playbook([play], tmp_path, variables=variables, check=True)
@@ -58,3 +58,9 @@ def test_no_options_no_query(tmp_path):
     uri = _render(PARTS, tmp_path)
     assert "?" not in uri
     assert make_url(uri).query == {}
+
+
+def test_the_store_and_artifacts_follow_the_home_directory(tmp_path):
+    variables = {"mlflow_server_backend": "sqlite", "mlflow_server_home": "/srv/ml"}
+    assert _render(variables, tmp_path) == "sqlite:////srv/ml/mlflow.db"
+    assert _render(variables, tmp_path, "{{ mlflow_server_artifacts_destination }}") == "/srv/ml/artifacts"

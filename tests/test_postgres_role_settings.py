@@ -3,15 +3,17 @@
 The role's real postgresql.conf.j2 is rendered with the role's defaults and vars plus tuning
 overrides, included into a throwaway cluster (tests/support/postgres.py) and the server restarted:
 the running server must report the overridden values. The role's database.yml then runs through
-ansible-playbook on localhost (become postgres, as on a host) with a non-default database and
-owner name, against that cluster: its unix socket is also in /var/run/postgresql, where the
-role's tasks look for it.
+ansible-playbook on localhost with a non-default database and owner name, against that cluster:
+its unix socket is also in /var/run/postgresql, where the role's tasks look for it. The tasks'
+become (to the postgres user) is turned off, as the test interpreter lives where that user
+cannot run it; the cluster trusts the postgres login on its socket instead of peer auth.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import psycopg2
 import pytest
@@ -58,8 +60,11 @@ def test_tuning_settings_reach_the_running_server(server, tmp_path):
     os.chown(conf, server.os_user.pw_uid, server.os_user.pw_gid)
     with open(server.data / "postgresql.conf", "a") as main_conf:
         main_conf.write(f"include '{conf}'\n")
-    # The command line (port, sockets) still wins over the file, as pg_ctl restart reuses it.
-    server._as_postgres(str(server.bin / "pg_ctl"), "-D", str(server.data), "-m", "fast", "-w", "restart")
+    # The command line (port, sockets) still wins over the file, as pg_ctl restart reuses it; -l keeps
+    # the server off the captured stdout.
+    server._as_postgres(
+        str(server.bin / "pg_ctl"), "-D", str(server.data), "-m", "fast", "-l", str(server.log), "-w", "restart"
+    )
     server.wait_ready()
     assert _show(server, "max_connections") == "37"
     assert _show(server, "maintenance_work_mem") == "48MB"
@@ -67,6 +72,10 @@ def test_tuning_settings_reach_the_running_server(server, tmp_path):
 
 
 def test_database_step_creates_the_named_database_and_owner(server, tmp_path):
+    hba = server.data / "pg_hba.conf"
+    hba.write_text("local all postgres trust\n" + hba.read_text())
+    server._as_postgres(str(server.bin / "pg_ctl"), "-D", str(server.data), "reload")
+    time.sleep(0.5)
     play = {
         "hosts": "localhost",
         "gather_facts": False,
@@ -83,7 +92,9 @@ def test_database_step_creates_the_named_database_and_owner(server, tmp_path):
         "postgres_db_name": DB_NAME,
         "postgres_db_user": DB_USER,
         "postgres_db_password": DB_PASSWORD,
-        "ansible_become_method": "ansible.builtin.su",  # root to postgres; no sudo on the test host
+        # The test interpreter (a venv under /root) is out of the postgres user's reach: the
+        # tasks run as root, and the throwaway cluster trusts local socket connections instead.
+        "ansible_become": False,
     }
     proc = run_playbook([play], tmp_path, variables=variables)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

@@ -151,7 +151,7 @@ def test_every_unit_template_is_checked():
 def test_template_writes_no_hardening_by_hand(name):
     role, template = name.split("/", 1)
     source = (REPO_ROOT / "roles" / role / "templates" / template).read_text()
-    assert "mlops.mlflow.systemd_hardening(" in source
+    assert re.search(r"\|\s*mlops\.mlflow\.systemd_hardening\b", source), f"{name} does not call the filter"
     by_hand = [key for key in DIRECTIVES if re.search(rf"^\s*{re.escape(key)}=", source, re.MULTILINE)]
     assert not by_hand, f"{name} sets {by_hand} by hand: pass them to mlops.mlflow.systemd_hardening"
 

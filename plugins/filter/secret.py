@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: secret_weakness
 author: mlops.mlflow contributors
-version_added: "1.0.0"
+version_added: "0.1.0"
 short_description: The rule a weak secret breaks, without the secret
 description:
   - The rule of P(mlops.mlflow.weak_secret#test) the value breaks, as words to put after the

@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: store_uri
 author: mlops.mlflow contributors
-version_added: "1.0.0"
+version_added: "0.1.0"
 short_description: The SQLAlchemy URI of an mlflow backend store
 description:
   - Builds C(sqlite:////path), C(postgresql+psycopg2://user:password@host:port/database?options) or

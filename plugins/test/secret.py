@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: weak_secret
 author: mlops.mlflow contributors
-version_added: "1.0.0"
+version_added: "0.1.0"
 short_description: A secret too weak to deploy
 description:
   - True when the value is not a string, is shorter than O(min_length) characters, is the unfilled

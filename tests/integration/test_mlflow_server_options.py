@@ -5,6 +5,8 @@
 - mlflow_server_gunicorn_opts: the server starts under gunicorn (mlflow refuses --allowed-hosts
   with --gunicorn-opts, so the role passes the allowlist through the env file) and still refuses
   a foreign Host header (DNS rebinding).
+- mlflow_server_allowed_hosts: the server answers only the Host headers listed (not loopback's).
+- mlflow_server_serve_artifacts: false turns the artifact proxy off (503 on mlflow-artifacts).
 - mlflow_server_extra_env: values with quotes, $, backslashes and new lines reach the server
   process unchanged through the env file, read the way the start script reads it (/bin/sh).
 """
@@ -144,3 +146,21 @@ def test_extra_env_reaches_the_server_verbatim(role_server):
     environ = dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
     for name, value in extra.items():
         assert environ[name] == value, name
+
+
+def test_allowed_hosts_replace_the_default_list(role_server):
+    url, _, _ = role_server(mlflow_server_allowed_hosts=["mlflow.example.org", "mlflow.example.org:*"])
+    path = "/api/2.0/mlflow/experiments/search?max_results=1"
+    assert _get(url + path, host_header="mlflow.example.org")[0] == 200
+    assert _get(url + path, host_header="mlflow.example.org:8443")[0] == 200
+    # 127.0.0.1:<port> is in the default list only.
+    assert _get(url + path)[0] == 403
+
+
+def test_serve_artifacts_off_disables_the_artifact_proxy(role_server):
+    path = "/api/2.0/mlflow-artifacts/artifacts"
+    on, _, _ = role_server()
+    assert _get(on + path)[0] == 200
+    off, _, _ = role_server(mlflow_server_serve_artifacts=False)
+    status, body = _get(off + path)
+    assert status == 503 and "--no-serve-artifacts" in body, body

@@ -12,12 +12,14 @@ def test_schema_migrated_and_backed_up(host):
         "runuser -u postgres -- psql -d mlflow -tAc 'select version_num from alembic_version'"
     ).strip()
     assert before and after and before != after
-    dumps = host.check_output("ls -1 /var/backups/mlops-mlflow/mlflow-db/").split()
+    # mlflow_server_db_backup_dir is set to /srv/mlflow-db-dumps in molecule.yml.
+    dumps = host.check_output("ls -1 /srv/mlflow-db-dumps/").split()
     # The dump taken right before the migration is named after the revision it saved.
     taken = [name for name in dumps if before in name]
     assert len(taken) == 1, dumps
-    listing = host.check_output(f"pg_restore --list /var/backups/mlops-mlflow/mlflow-db/{taken[0]}")
+    listing = host.check_output(f"pg_restore --list /srv/mlflow-db-dumps/{taken[0]}")
     assert "TABLE DATA public alembic_version" in listing
+    assert not host.file("/var/backups/mlops-mlflow/mlflow-db").exists
 
 
 def test_data_logged_before_upgrade_reads_back(host, mlflow_smoke, health):
