@@ -13,9 +13,9 @@ import configparser
 import re
 
 import pytest
-import yaml
 from ansible_collections.mlops.mlflow.plugins.filter.systemd import systemd_hardening
 from conftest import REPO_ROOT, run_playbook
+from support.role_template import role_vars
 
 # Units that cannot run in the sandbox, and why.
 EXEMPT = {
@@ -83,15 +83,6 @@ EXPECTED = {
 }
 
 
-def _role_vars(role: str) -> dict:
-    variables: dict = {}
-    for part in ("defaults", "vars"):
-        path = REPO_ROOT / "roles" / role / part / "main.yml"
-        if path.exists():
-            variables.update(yaml.safe_load(path.read_text()) or {})
-    return variables
-
-
 # The role units of EXPECTED the tree holds (a unit moved onto a generic template leaves).
 RENDERED = [name for name in SANDBOXED if name in EXPECTED]
 
@@ -118,7 +109,7 @@ def rendered(tmp_path_factory) -> dict[str, str]:
                 }
             ],
         }
-        proc = run_playbook([play], tmp_path, variables=_role_vars(role))
+        proc = run_playbook([play], tmp_path, variables=role_vars(role))
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
         for name in names:
             units[role + "/" + name] = (tmp_path / name).read_text()
