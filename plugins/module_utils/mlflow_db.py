@@ -39,7 +39,7 @@ SUPPORTED_BACKUPS = ("postgresql", "sqlite")
 # current revision (upgrade only; "" for a fresh store). The URI comes from URI_ENV.
 # It prints one line: RESULT_MARKER + JSON, with "stage" telling where it stopped.
 PROBE_PROGRAM = r"""
-import json, os, re, sys
+import ast, json, os, re, sys
 
 MARKER = "MLOPS_MLFLOW_DB_RESULT "
 mode, timeout = sys.argv[1], int(sys.argv[2])
@@ -53,26 +53,77 @@ def emit(code):
     sys.exit(code)
 
 
+def read_revision_graph():
+    # The migration graph read from the scripts' text, without importing mlflow (seconds on a small
+    # host; the scripts import mlflow's models). Returns (head, known) or None when a script is
+    # not the plain `revision = "..."` / `down_revision = ...` shape, or the graph has not one head:
+    # then alembic loads the scripts itself.
+    import importlib.util
+    spec = importlib.util.find_spec("mlflow")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    versions = os.path.join(list(spec.submodule_search_locations)[0], "store", "db_migrations", "versions")
+    known, downs = set(), set()
+    for name in sorted(os.listdir(versions)):
+        if not name.endswith(".py") or name.startswith("_"):
+            continue
+        with open(os.path.join(versions, name)) as handle:
+            tree = ast.parse(handle.read())
+        values = {}
+        for node in tree.body:
+            if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                        try:
+                            values[target.id] = ast.literal_eval(node.value)
+                        except ValueError:
+                            return None
+        revision, down = values.get("revision"), values.get("down_revision")
+        if not isinstance(revision, str) or "down_revision" not in values:
+            return None
+        known.add(revision)
+        downs.update([down] if isinstance(down, str) else list(down or ()))
+    heads = known - downs
+    if len(heads) != 1 or not downs <= known:
+        return None
+    return heads.pop(), known
+
+
 try:
     uri = os.environ.pop("MLOPS_MLFLOW_DB_URI")
-    import mlflow
     import sqlalchemy as sa
     from alembic.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-    from mlflow.store.db import utils as db_utils
 
-    # The tables the first migration starts from (what _initialize_tables creates first).
-    InitialBase = getattr(db_utils, "InitialBase", None)
-    if InitialBase is None:
-        from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+    # A probe only reads alembic_version and the table names: no mlflow import unless it must.
+    graph = read_revision_graph() if mode == "probe" else None
+    if graph is None:
+        import mlflow
+        from alembic.script import ScriptDirectory
+        from mlflow.store.db import utils as db_utils
 
-    out["mlflow_version"] = mlflow.__version__
-    script = ScriptDirectory.from_config(db_utils._get_alembic_config(""))
-    heads = script.get_heads()
-    if len(heads) != 1:
-        raise RuntimeError("the installed mlflow has %d migration heads: %s" % (len(heads), heads))
-    out["head_revision"] = heads[0]
-    known = set(rev.revision for rev in script.walk_revisions())
+        out["mlflow_version"] = mlflow.__version__
+        script = ScriptDirectory.from_config(db_utils._get_alembic_config(""))
+        heads = script.get_heads()
+        if len(heads) != 1:
+            raise RuntimeError("the installed mlflow has %d migration heads: %s" % (len(heads), heads))
+        out["head_revision"] = heads[0]
+        known = set(rev.revision for rev in script.walk_revisions())
+    else:
+        import importlib.metadata
+
+        db_utils = None
+        out["mlflow_version"] = importlib.metadata.version("mlflow")
+        out["head_revision"], known = graph
+
+    def initial_tables():
+        # The tables the first migration starts from (what _initialize_tables creates first).
+        from mlflow.store.db import utils as mlflow_db_utils
+
+        base = getattr(mlflow_db_utils, "InitialBase", None)
+        if base is None:
+            from mlflow.store.tracking.dbmodels.initial_models import Base as base
+        return base.metadata.tables
 
     out["stage"] = "connect"
     url = sa.engine.make_url(uri)
@@ -84,9 +135,15 @@ try:
             emit(0)
         db_utils._make_parent_dirs_if_sqlite(uri)
 
-    # The engine mlflow itself builds (SQLite functions, MySQL SSL, pool settings from the
-    # MLFLOW_SQLALCHEMYSTORE_* environment), plus our connect and lock timeouts.
-    engine = db_utils.create_sqlalchemy_engine(uri)
+    if db_utils is not None:
+        # The engine mlflow itself builds (SQLite functions, MySQL SSL, pool settings from the
+        # MLFLOW_SQLALCHEMYSTORE_* environment), plus our connect and lock timeouts.
+        engine = db_utils.create_sqlalchemy_engine(uri)
+    else:
+        # Reading two things needs no pool; MySQL's TLS files come from the variables mlflow reads.
+        ssl = {key: os.environ.get("MLFLOW_MYSQL_SSL_" + key[4:].upper()) for key in ("ssl_ca", "ssl_cert", "ssl_key")}
+        ssl = dict((key, value) for key, value in ssl.items() if value) if backend == "mysql" else {}
+        engine = sa.create_engine(uri, poolclass=sa.pool.NullPool, connect_args=ssl)
 
     @sa.event.listens_for(engine, "do_connect")
     def _connect_timeout(dialect, conn_rec, cargs, cparams):
@@ -117,7 +174,7 @@ try:
             raise RuntimeError("alembic_version holds several revisions: %s" % ", ".join(revisions))
         current = revisions[0] if revisions else None
         other = sorted(t for t in tables if not t.startswith("alembic_"))
-        foreign = [t for t in other if t not in InitialBase.metadata.tables] if current is None else []
+        foreign = [t for t in other if t not in initial_tables()] if current is None and other else []
         return current, other, foreign
 
     current, other, foreign = read_state()
