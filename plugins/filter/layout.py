@@ -56,6 +56,7 @@ KNOBS = (
     (STORE, "mlops_s3_admin_secret_key", "object_store_admin_secret_key"),
     (STORE, "mlops_s3_mlflow_access_key", "object_store_mlflow_access_key"),
     (STORE, "mlops_s3_mlflow_secret_key", "object_store_mlflow_secret_key"),
+    (PROXY, "mlops_public_https_port", "nginx_proxy_public_https_port"),
     (S3_IAM, "mlops_s3_bucket", "s3_iam_bucket"),
     (S3_IAM, "mlops_s3_prefix", "s3_iam_prefix"),
     (S3_IAM, "mlops_aws_region", "s3_iam_region"),

@@ -3,6 +3,8 @@
 import base64
 import json
 
+import pytest
+
 USER = ("alice", "pi-alice-password-01")
 SECRETS = ["pi-db-secret-000001", "pi-admin-secret-000001", "pi-mlflow-secret-00001", "pi-alice-password-01"]
 
@@ -69,11 +71,12 @@ def test_no_secret_in_process_list_or_world_readable_files(host):
     assert readable.strip() == ""
 
 
-def test_proxy_keeps_artifact_transfers_off_the_private_s3(host, http):
+@pytest.mark.parametrize("api", ["api", "ajax-api"])  # the Python client's, the UI's
+def test_proxy_keeps_artifact_transfers_off_the_private_s3(host, http, api):
     through_nginx = json.loads(
         host.check_output(
             'python3 -c "import base64, ssl, urllib.request as u; '
-            "r = u.Request('https://localhost/api/3.0/mlflow/server-info'); "
+            f"r = u.Request('https://localhost/{api}/3.0/mlflow/server-info'); "
             "r.add_header('Authorization', 'Basic ' + base64.b64encode(b'alice:pi-alice-password-01').decode()); "
             'print(u.urlopen(r, context=ssl._create_unverified_context()).read().decode())"'
         )
@@ -81,11 +84,18 @@ def test_proxy_keeps_artifact_transfers_off_the_private_s3(host, http):
     direct = json.loads(
         host.check_output(
             'python3 -c "import urllib.request as u; '
-            "print(u.urlopen('http://127.0.0.1:5000/api/3.0/mlflow/server-info').read().decode())\""
+            f"print(u.urlopen('http://127.0.0.1:5000/{api}/3.0/mlflow/server-info').read().decode())\""
         )
     )
     # mlflow offers presigned S3 transfers; the proxy withdraws the offer.
     assert direct["multipart_downloads_enabled"] is True
     assert through_nginx["multipart_downloads_enabled"] is False
     assert through_nginx["multipart_uploads_enabled"] is False
-    assert http("https://localhost/api/3.0/mlflow/server-info")["status"] == 401
+    assert http(f"https://localhost/{api}/3.0/mlflow/server-info")["status"] == 401
+
+
+def test_http_redirects_to_the_public_https_port(http):
+    """mlops_public_https_port (host_vars) reached nginx_proxy_public_https_port through the layout."""
+    answer = http("http://localhost/health?x=1")
+    assert answer["status"] == 301
+    assert answer["headers"]["Location"] == "https://localhost:8443/health?x=1"
