@@ -20,9 +20,12 @@ demo:  ## Converge the demo stack into a local container
 demo-down:
 	scripts/demo down
 
-bench:  ## Measure (real services and a converge container, about 1.5 h) and regenerate docs/benchmarks.md
+bench:  ## Measure (real services and a converge container, about 2.5 h) and regenerate docs/benchmarks.md
 	scripts/host-deps && scripts/venv && scripts/engine-bootstrap && scripts/build-test-image
 	.venv/bin/python bench/tracking_throughput.py
 	.venv/bin/python bench/converge_cost.py
 	.venv/bin/python bench/footprint.py
+	.venv/bin/python bench/model_load.py
+	.venv/bin/python bench/artifact_throughput.py
+	.venv/bin/python bench/demo_time.py
 	.venv/bin/python bench/report.py
