@@ -10,6 +10,7 @@ versions and the settings of its own run next to its figure.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 from pathlib import Path
 
@@ -23,7 +24,6 @@ RUN_LABELS = {
     "fresh": "fresh converge",
     "noop": "no-op reconverge",
     "check": "no-op --check --diff",
-    "noop_nopipelining": "no-op reconverge, pipelining off",
 }
 
 TRACKING_INTRO = (
@@ -36,9 +36,14 @@ TRACKING_INTRO = (
 
 CONVERGE_INTRO = (
     "## 2. Converge cost",
-    "`bench/converge_cost.py`: site.yml with every role on one systemd container, one fresh converge, "
-    "then rounds of a no-op reconverge and a no-op `--check --diff` in random order; "
-    "the profile_tasks and timer callbacks time each task.\n",
+    "`bench/converge_cost.py`: the user's path: the collection tarball built from the working tree and "
+    "installed with `ansible-galaxy collection install`, `ansible-playbook mlops.mlflow.site -i inventory` "
+    "from the inventory's own directory with no ansible.cfg, every role on one systemd container reached "
+    "over docker and over SSH. One fresh converge (docker, defaults: what `make demo` runs), then rounds of "
+    "a no-op reconverge and a no-op `--check --diff` for each connection and variant (defaults, "
+    "ansible_pipelining, mitogen) in random order. The only ANSIBLE_* set are ANSIBLE_COLLECTIONS_PATH and "
+    "the measurement callbacks (profile_tasks, timer; mitogen adds its strategy). Targets (issue #19) are "
+    "evaluated on defaults and pipelining over both connections.\n",
 )
 
 FOOTPRINT_INTRO = (
@@ -213,64 +218,88 @@ def tracking_section(result: dict) -> tuple[str, list[list[str]]]:
 
 def plot_converge(result: dict, img: Path) -> None:
     s = result["summary"]
-    fig = Figure(figsize=(14, 5.5))
-    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 2.4]})
-    kinds = ["fresh", "noop", "check"]
-    walls = [s[k]["wall_s"] for k in kinds]
-    left.bar(["fresh\nconverge", "no-op", "no-op\n--check --diff"], walls, color=["#888", "#3a7", "#37a"])
-    for x, w in enumerate(walls):
-        left.text(x, w, f"{w:.0f} s", ha="center", va="bottom")
-    left.axhline(result["targets"]["noop_max_s"], color="red", linestyle="--", linewidth=1, label="no-op target 30 s")
-    left.axhline(s["fresh"]["wall_s"] * 0.15, color="orange", linestyle=":", linewidth=1, label="15% of fresh")
-    left.set_ylabel("wall time (s)")
+    variants = s["variants"]
+    fig = Figure(figsize=(15, 6))
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 2]})
+    names = list(variants)
+    width = 0.4
+    for offset, kind, color in ((-width / 2, "noop", "#3a7"), (width / 2, "check", "#37a")):
+        walls = [variants[v][kind]["wall_s"] if kind in variants[v] else 0.0 for v in names]
+        bars = left.bar([x + offset for x in range(len(names))], walls, width, color=color, label=RUN_LABELS[kind])
+        for bar, wall in zip(bars, walls, strict=True):
+            if wall:
+                left.text(bar.get_x() + width / 2, wall, f"{wall:.0f}", ha="center", va="bottom", fontsize=7)
+    left.set_xticks(range(len(names)), [n.replace("/", "\n") for n in names], fontsize=8)
+    t = result["targets"]
+    left.axhline(t["max_s"], color="red", linestyle="--", linewidth=1, label=f"target {t['max_s']:.0f} s")
+    fresh = s["fresh"]["wall_s"]
+    left.axhline(fresh * t["over_fresh_max"], color="orange", linestyle=":", linewidth=1, label="10% of fresh")
+    left.set_ylabel(f"wall time (s, median); fresh converge {fresh:.0f} s")
     left.legend(fontsize=8)
-    top = s["noop"]["top_tasks"][:12][::-1]
-    right.barh([t["name"][:70] for t in top], [t["s"] for t in top], color="#3a7")
-    right.set_xlabel("seconds in the no-op reconverge (median over rounds)")
+    key = _converge_reference(variants)
+    top = variants[key]["noop"]["top_tasks"][:12][::-1] if key else []
+    right.barh([x["name"][:70] for x in top], [x["s"] for x in top], color="#3a7")
+    right.set_xlabel(f"seconds in the no-op reconverge, {key} (median over rounds)")
     right.tick_params(axis="y", labelsize=7)
-    fig.suptitle("Converge cost of the all-in-one stack")
+    fig.suptitle("Converge cost of the all-in-one stack, installed collection (the user's path)")
     save(fig, img / "bench-converge.png")
 
 
+def _converge_reference(variants: dict) -> str | None:
+    """The variant whose slow tasks the page details: docker/defaults (what the demo runs), else the first."""
+    with_noop = [k for k, v in variants.items() if "noop" in v]
+    return "docker/defaults" if "docker/defaults" in with_noop else (with_noop[0] if with_noop else None)
+
+
 def converge_section(result: dict) -> tuple[str, list[list[str]]]:
-    s, t = result["summary"], result["targets"]
-    out = []
-    out.append(settings_block(result["settings"], ["target", "rounds", "callbacks", "checkout", "pip_cache"]))
-    out.append("![converge cost](img/bench-converge.png)\n")
+    s, t, settings = result["summary"], result["targets"], result["settings"]
+    keys = ["target", "path", "env_additions", "connections", "variants", "rounds", "check_rounds"]
+    keys += ["rounds_completed", "stopped_by_budget", "callbacks", "checkout", "pip_cache"]
+    out = [
+        settings_block(settings, keys),
+        "![converge cost](img/bench-converge.png)\n",
+        f"Fresh converge ({s['fresh']['variant']}): {fmt(s['fresh']['wall_s'])} s, "
+        f"{s['fresh']['tasks_timed']} tasks timed, changed={s['fresh']['recap']['changed']}.\n",
+    ]
+    if settings.get("failures"):
+        out.append("Failed runs: " + "; ".join(f"{f['variant']} {f['kind']}" for f in settings["failures"]) + ".\n")
     rows = []
-    for kind, label in RUN_LABELS.items():
-        if kind not in s:
-            continue
-        r, recap = s[kind], s[kind]["recap"]
-        ratio = "1.00" if kind == "fresh" else fmt(r["over_fresh"], 2)
-        per_task = "" if kind == "fresh" else f"{fmt(r['task_median_s'], 2)} / {fmt(r['task_sum_s'])}"
-        rows.append(
-            [
-                label,
-                fmt(r["wall_s"]),
-                ratio,
-                r["tasks_timed"],
-                recap["ok"],
-                recap["changed"],
-                recap["skipped"],
-                per_task,
-            ]
-        )
-    header = ["run", "wall s (median)", "x fresh", "tasks timed", "ok", "changed", "skipped", "task median / sum s"]
+    for key, entry in s["variants"].items():
+        for kind in ("noop", "check"):
+            if kind not in entry:
+                continue
+            r = entry[kind]
+            rows.append(
+                [
+                    key,
+                    RUN_LABELS[kind],
+                    fmt(r["wall_s"]),
+                    fmt(r["over_fresh"], 2),
+                    ",".join(str(c) for c in r["changed"]),
+                    r["tasks_timed"],
+                    f"{fmt(r['task_median_s'], 2)} / {fmt(r['task_sum_s'])}",
+                    fmt(entry.get("module_call_floor_s"), 2),
+                    ", ".join(str(w) for w in r["wall_s_all"]),
+                ]
+            )
+    header = ["connection/variant", "run", "wall s (median)", "x fresh", "changed", "tasks timed"]
+    header += ["task median / sum s", "module call floor s", "wall s per round"]
     out.append(table(header, rows))
-    rounds = "; ".join(f"{RUN_LABELS[k]} {s[k]['wall_s_all']}" for k in RUN_LABELS if k != "fresh" and k in s)
-    out.append(f"\nWall times per round (s): {rounds}.\n")
-    out.append("\n**Slowest tasks of the no-op reconverge** (median over rounds)\n\n")
-    out.append(table(["task", "s"], [[x["name"], fmt(x["s"], 2)] for x in s["noop"]["top_tasks"]]))
-    out.append("\n**No-op time by role** (sum of its tasks; `(play)` = fact gathering and play-level tasks)\n\n")
-    out.append(table(["role", "s"], [[k, fmt(v, 1)] for k, v in s["noop"]["by_role_s"].items()]))
-    out.append("\n**Slowest tasks of the no-op `--check --diff`**\n\n")
-    out.append(table(["task", "s"], [[x["name"], fmt(x["s"], 2)] for x in s["check"]["top_tasks"][:10]]))
-    targets = [
-        ["no-op reconverge < 15% of fresh", fmt(t["noop_over_fresh"] * 100, 0) + " %", met(t["noop_over_fresh_met"])],
-        ["no-op reconverge < 30 s", fmt(t["noop_s"]) + " s", met(t["noop_s_met"])],
-        ["no-op reconverge changed=0", "yes" if t["noop_changed_zero"] else "no", met(t["noop_changed_zero"])],
-    ]  # fmt: skip
+    for key, entry in s["variants"].items():
+        for kind in ("noop", "check"):
+            if kind not in entry:
+                continue
+            r = entry[kind]
+            slow = ", ".join(f"{x['name']} {fmt(x['s'], 2)}" for x in r["top_tasks"][:8])
+            roles = ", ".join(f"{k} {fmt(v, 1)}" for k, v in r["by_role_s"].items())
+            out.append(f"\n**{key}, {RUN_LABELS[kind]}**: slowest tasks (s) {slow}. By role (s): {roles}.\n")
+    targets = []
+    for row in t["rows"]:
+        label = f"{row['variant']}: {RUN_LABELS[row['kind']]}"
+        targets.append([f"{label} <= {t['max_s']:.0f} s", fmt(row["wall_s"]) + " s", met(row["s_met"])])
+        share = f"{label} <= {t['over_fresh_max'] * 100:.0f}% of fresh"
+        targets.append([share, fmt(row["over_fresh"] * 100, 0) + " %", met(row["over_fresh_met"])])
+        targets.append([f"{label} changed=0", "yes" if row["changed_zero"] else "no", met(row["changed_zero"])])
     return "\n".join(out), targets
 
 
@@ -373,6 +402,49 @@ def footprint_section(result: dict) -> tuple[str, list[list[str]]]:
 # --------------------------------------------------------------------------- document
 
 
+SECTION_TITLES = {
+    "model_load": "Model loads (`runs:/` URIs)",
+    "artifact_throughput": "Artifact transfers (multi-GB)",
+    "demo_time": "make demo on a fresh machine",
+}
+# The Targets rows of a bench whose section is kept from an earlier run (by their first words).
+EARLIER_TARGETS = {
+    "tracking_throughput": ("log_batch",),
+    "converge_cost": ("no-op",),
+    "footprint": ("Pi profile", "..."),
+}
+# Where results of the last run are kept with the docs, so a page regenerated after one bench
+# still shows the others' figures from their own (dated) runs.
+KEPT = "bench-results"
+
+
+def load_result(args: argparse.Namespace, name: str) -> dict | None:
+    """build/bench/<name>.json (copied to docs/bench-results/), else the copy kept from a run before."""
+    fresh, kept = args.results / f"{name}.json", args.docs / KEPT / f"{name}.json"
+    if fresh.exists():
+        result = json.loads(fresh.read_text())
+        if not result.get("tiny"):
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_text(fresh.read_text())
+        return result
+    return json.loads(kept.read_text()) if kept.exists() else None
+
+
+def earlier_section(page: str, title: str, prefixes: tuple[str, ...]) -> tuple[str, list[list[str]]]:
+    """The section `title` and its Targets rows as the current page has them (an earlier run's)."""
+    start = page.find(f"\n{title}\n")
+    if start < 0:
+        return f"{title}\n\nNo result yet: run `make bench`.\n", []
+    end = page.find("\n## ", start + 1)
+    body = page[start + 1 : end if end > 0 else len(page)].rstrip() + "\n"
+    rows = []
+    for line in page.split("## Targets", 1)[-1].split("\n## ", 1)[0].splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0].startswith(prefixes):
+            rows.append(cells)
+    return body, rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=common.RESULTS_DIR)
@@ -384,25 +456,42 @@ def main() -> None:
     img = args.docs / "img"
     img.mkdir(parents=True, exist_ok=True)
     sections, targets = [], []
+    previous = args.docs / "benchmarks.md"
+    previous = previous.read_text() if previous.exists() else ""
     for name, (title, text), plot, render in (
         ("tracking_throughput", TRACKING_INTRO, plot_tracking_cases, tracking_section),
         ("converge_cost", CONVERGE_INTRO, plot_converge, converge_section),
         ("footprint", FOOTPRINT_INTRO, plot_footprint, footprint_section),
     ):
-        path = args.results / f"{name}.json"
-        if not path.exists():
-            sections.append(f"## {name}\n\nNo result yet: run `make bench`.\n")
+        result = load_result(args, name)
+        if result is None:
+            body, rows = earlier_section(previous, title, EARLIER_TARGETS[name])
+            sections.append(body)
+            targets += rows
             continue
-        result = json.loads(path.read_text())
         plot(result, img)
         body, rows = render(result)
         sections.append("\n".join(intro(title, result, text)) + "\n" + body)
         targets += rows
+    # Benches that render their own section: bench/<name>.py report_section() and targets().
+    for number, name in enumerate(("model_load", "artifact_throughput", "demo_time"), start=4):
+        bench = importlib.import_module(name)
+        result = load_result(args, name)
+        title = f"## {number}. {SECTION_TITLES[name]}"
+        if result is None:
+            sections.append(f"{title}\n\nNo result yet: run `.venv/bin/python bench/{name}.py`.\n")
+            continue
+        lines = bench.report_section(result)
+        if lines and lines[0].startswith("## "):
+            lines = lines[1:]
+        sections.append("\n".join([title, *lines]) + "\n")
+        targets += [[target, measured, met(ok)] for target, measured, ok in bench.targets(result)]
     head = [
         "# Benchmarks\n",
         "<!-- Generated by bench/report.py from `make bench` results; edit bench/findings.md, not this file. -->\n",
-        "`make bench` runs the three benches below and regenerates this page and its plots. None of "
-        "them is a timed test: CI runs each once on tiny sizes (tests/test_bench_smoke.py) only to "
+        "`make bench` runs the benches below and regenerates this page and its plots (a section whose "
+        "bench did not run this time keeps its earlier, dated figures). None of them is a timed test: "
+        "CI runs each once on tiny sizes (tests/test_bench_smoke.py) only to "
         "keep them working. The machine is shared with other jobs, so every comparison is measured "
         "side by side in one run: cases interleaved in random order, rounds repeated, medians "
         "reported, ratios taken within a round.\n",
