@@ -24,6 +24,8 @@ EXPECTED = {
     "tracking_throughput": COMMON | {"hash_verify_ms", "health_probe", "rows"},
     "converge_cost": COMMON | {"runs", "fresh_tasks"},
     "footprint": COMMON | {"ratios", "load", "samples"},
+    "artifact_throughput": COMMON | {"rows"},
+    "model_load": COMMON | {"loads"},
 }
 
 
@@ -75,10 +77,15 @@ def test_tracking_result_has_every_case_and_call(results):
 
 def test_converge_result_times_tasks(results):
     result = json.loads((results / "converge_cost.json").read_text())
-    for kind in ("noop", "check"):
-        assert result["summary"][kind]["tasks_timed"] > 0
-        assert result["summary"][kind]["top_tasks"]
-    assert result["targets"]["noop_changed_zero"] is True
+    assert "ANSIBLE_CONFIG" not in result["settings"]["env_additions"]
+    variants = result["summary"]["variants"]
+    assert set(variants) == {"local/defaults", "local/mitogen"}, "the user's path, plain and with mitogen"
+    for variant in variants.values():
+        for kind in ("noop", "check"):
+            assert variant[kind]["tasks_timed"] > 0
+            assert variant[kind]["top_tasks"]
+    assert result["settings"]["failures"] == []
+    assert result["targets"]["changed_zero_everywhere"] is True
 
 
 def test_footprint_result_measures_every_service(results):
@@ -88,6 +95,44 @@ def test_footprint_result_measures_every_service(results):
             memory = result["summary"][profile][phase]
             assert set(memory) == {"postgres", "mlflow", "nginx", "seaweedfs", "stack"}
             assert all(m["processes"] > 0 and m["resident_mib"] > 0 for m in memory.values())
+
+
+def test_artifact_result_round_trips_every_case(results):
+    sys.path.insert(0, str(BENCH))
+    try:
+        import artifact_throughput
+    finally:
+        sys.path.remove(str(BENCH))
+    result = json.loads((results / "artifact_throughput.json").read_text())
+    table = result["summary"]["table"]
+    assert set(table) == {"8m"}
+    for cells in table["8m"].values():
+        assert set(cells) == {"nginx", "mlflow", "s3"}
+    failed = [r["error"] for r in result["rows"] if "error" in r]
+    assert not failed, failed
+    assert len(result["rows"]) == 6 and all(r["mib_s"] > 0 for r in result["rows"])
+    assert all(r["sha256_ok"] for r in result["rows"] if r["op"] == "download")
+    assert "nginx/mlflow" in result["summary"]["ratios"]
+    assert result["targets"]["round trip 8m through nginx"]["met"] is True
+    rows = artifact_throughput.targets(result)
+    assert len(rows) == 3 and all(isinstance(met, bool) for _, _, met in rows)
+    assert any(line.startswith("| 8 MiB | upload |") for line in artifact_throughput.report_section(result))
+
+
+def test_model_load_result_times_both_servers(results):
+    sys.path.insert(0, str(BENCH))
+    try:
+        import model_load
+    finally:
+        sys.path.remove(str(BENCH))
+    result = json.loads((results / "model_load.json").read_text())
+    assert {row["case"] for row in result["loads"]} == {"stack", "baseline"}
+    assert all(row["seconds"] > 0 for row in result["loads"])
+    assert result["summary"]["statuses"]["stack"]["500"] == 0, "the stack's server answered 500 (S3 404 plugin)"
+    assert result["summary"]["no_plugin"]["statuses"]["500"] > 0, "without the plugin the miss is a 500"
+    rows = model_load.targets(result)
+    assert len(rows) == 2 and all(isinstance(met, bool) for _, _, met in rows)
+    assert any(line.startswith("| stack |") for line in model_load.report_section(result))
 
 
 def test_report_renders_the_page_and_plots(results, tmp_path):
