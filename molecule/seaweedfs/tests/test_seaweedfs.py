@@ -85,3 +85,23 @@ def test_bucket_policy_names_only_the_mlflow_identity(host):
         "arn:aws:iam::000000000000:user/mlflow"
     ]
     assert all(s["Effect"] == "Allow" for s in policy["Statement"])
+
+
+MISSING = """
+import urllib.error, urllib.request
+try:
+    urllib.request.urlopen("http://127.0.0.1:5000/api/2.0/mlflow-artifacts/artifacts/no/such/run/artifacts/MLmodel")
+    print(200)
+except urllib.error.HTTPError as exc:
+    print(exc.code)
+"""
+
+
+def test_a_missing_s3_artifact_answers_404_not_500(host):
+    """mlflow_server_s3_404_fix: MLflow's own S3 repository lets botocore's 404 out as a 500, which
+    clients retry for minutes before a runs:/ model load falls back to the logged model."""
+    host.check_output(f"cat > /root/missing_check.py <<'EOF'\n{MISSING}\nEOF")
+    assert host.check_output("/opt/mlflow/venv/bin/python /root/missing_check.py") == "404"
+    probe = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    site = host.check_output(f'/opt/mlflow/venv/bin/python -c "{probe}"')
+    assert host.file(f"{site}/mlops_mlflow_s3_404.py").exists
