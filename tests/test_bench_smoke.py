@@ -7,6 +7,7 @@ turns their results into a page and plots in a temp dir.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -27,6 +28,15 @@ EXPECTED = {
     "artifact_throughput": COMMON | {"rows"},
     "model_load": COMMON | {"loads"},
 }
+
+
+def bench_module(name: str):
+    """Import bench/<name>.py (its report_section and targets), with bench/ on the path only meanwhile."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCH))
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +108,7 @@ def test_footprint_result_measures_every_service(results):
 
 
 def test_artifact_result_round_trips_every_case(results):
-    sys.path.insert(0, str(BENCH))
-    try:
-        import artifact_throughput
-    finally:
-        sys.path.remove(str(BENCH))
+    artifact_throughput = bench_module("artifact_throughput")
     result = json.loads((results / "artifact_throughput.json").read_text())
     table = result["summary"]["table"]
     assert set(table) == {"8m"}
@@ -120,11 +126,7 @@ def test_artifact_result_round_trips_every_case(results):
 
 
 def test_model_load_result_times_both_servers(results):
-    sys.path.insert(0, str(BENCH))
-    try:
-        import model_load
-    finally:
-        sys.path.remove(str(BENCH))
+    model_load = bench_module("model_load")
     result = json.loads((results / "model_load.json").read_text())
     assert {row["case"] for row in result["loads"]} == {"stack", "baseline"}
     assert all(row["seconds"] > 0 for row in result["loads"])
