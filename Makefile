@@ -1,6 +1,6 @@
 # mlops.mlflow developer entry points. Run from a fresh Debian machine as root
 # (or a user with passwordless sudo).
-.PHONY: test test-quick lint venv image demo demo-down bench
+.PHONY: test test-quick test-arm64 test-trixie-onprem lint venv image demo demo-down bench
 
 test:  ## The whole suite: lint, sanity, pytest (unit + real services), every molecule scenario
 	scripts/test
@@ -8,11 +8,19 @@ test:  ## The whole suite: lint, sanity, pytest (unit + real services), every mo
 test-quick:  ## Everything but the Docker engine, image and molecule
 	scripts/test --quick
 
+test-arm64:  ## Opt-in: the pi scenario on a Debian 12 arm64 image under qemu emulation (about 50 min)
+	scripts/engine-bootstrap --emulate arm64 && scripts/build-test-image --arch arm64 && scripts/wheelhouse --arch arm64
+	PATH="$(CURDIR)/.venv/bin:$$PATH" molecule test -s arm64-pi
+
+test-trixie-onprem:  ## Opt-in: the onprem user path (four hosts) on Debian 13 (about 14 min; make test runs trixie-pi and trixie-upgrade)
+	scripts/engine-bootstrap && scripts/build-test-image --suite trixie && scripts/wheelhouse --suite trixie
+	PATH="$(CURDIR)/.venv/bin:$$PATH" molecule test -s trixie-onprem
+
 venv:
 	scripts/venv
 
 image:
-	scripts/engine-bootstrap && scripts/build-test-image
+	scripts/engine-bootstrap && scripts/build-test-image && scripts/build-test-image --suite trixie
 
 demo:  ## Converge the demo stack into a local container
 	scripts/demo up

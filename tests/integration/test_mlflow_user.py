@@ -21,7 +21,7 @@ def status_as(server, username: str, password: str, path: str = "/api/2.0/mlflow
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     request = urllib.request.Request(server.url + path, headers={"Authorization": f"Basic {token}"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
@@ -33,7 +33,7 @@ def server_user(server, name: str) -> dict | None:
         f"{server.url}/api/2.0/mlflow/users/get?username={name}", headers={"Authorization": f"Basic {token}"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=60) as response:
             return json.load(response)["user"]
     except urllib.error.HTTPError as exc:
         assert exc.code == 404, exc.read()

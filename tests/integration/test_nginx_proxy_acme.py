@@ -150,7 +150,7 @@ def _client_context(root_pem: bytes) -> ssl.SSLContext:
 
 def _get_health(port: int, context: ssl.SSLContext) -> tuple[int, int]:
     """(status, serial of the certificate the server presented): a new, verified TLS connection."""
-    conn = http.client.HTTPSConnection(DOMAIN, port, timeout=10, context=context)
+    conn = http.client.HTTPSConnection(DOMAIN, port, timeout=30, context=context)
     try:
         conn.request("GET", "/health")
         response = conn.getresponse()
@@ -161,7 +161,7 @@ def _get_health(port: int, context: ssl.SSLContext) -> tuple[int, int]:
         conn.close()
 
 
-def _wait_for_serial(port: int, context: ssl.SSLContext, serial: int, timeout: float = 10) -> tuple[int, int]:
+def _wait_for_serial(port: int, context: ssl.SSLContext, serial: int, timeout: float = 60) -> tuple[int, int]:
     """What the server answers once it presents `serial`: nginx -s reload returns before the
     master has loaded the new configuration (systemctl reload nginx too)."""
     deadline = time.monotonic() + timeout

@@ -68,7 +68,7 @@ class NginxError(RuntimeError):
 class NginxServer:
     """One nginx master process serving `server_body` inside a `server {}` on 127.0.0.1."""
 
-    def __init__(self, server_body: str, *, start_timeout: float = 10.0):
+    def __init__(self, server_body: str, *, start_timeout: float = 30.0):
         self.server_body = server_body
         self.start_timeout = start_timeout
         self.prefix = Path(tempfile.mkdtemp(prefix="nginx-test-"))

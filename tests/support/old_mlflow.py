@@ -6,8 +6,9 @@ Use the helpers directly or the session fixture::
 
     written = write_old_store("sqlite:////tmp/x/mlflow.db")  # {"experiment_id": ..., "run_id": ...}
 
-The venv lives in .cache/venvs/mlflow-<version> (gitignored) and is (re)built only when it is
-missing or its marker file does not list exactly PINS. mlflow 2.22.1 installs but fails to
+The venv lives in ~/.cache/mlops-mlflow/venvs/mlflow-<version>, outside the checkout so that a
+fresh clone (CI's) reuses it, and is (re)built only when it is missing or its marker file does
+not list exactly PINS. mlflow 2.22.1 installs but fails to
 import beside SQLAlchemy 2.1, hence `sqlalchemy<2.1`. Building takes a minute or two (PyPI);
 a file lock keeps concurrent test runs from building it twice.
 """
@@ -22,11 +23,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
 
 OLD_MLFLOW = "2.22.1"
 PINS = [f"mlflow=={OLD_MLFLOW}", "sqlalchemy<2.1", "psycopg2-binary==2.9.13"]
-VENV = REPO_ROOT / ".cache" / "venvs" / f"mlflow-{OLD_MLFLOW}"
+VENV = Path.home() / ".cache" / "mlops-mlflow" / "venvs" / f"mlflow-{OLD_MLFLOW}"
 MARKER = VENV / "pins.json"
 
 # Written by the old mlflow: one experiment, one run with a param and three metric steps.

@@ -115,7 +115,7 @@ class PostgresServer:
             return ""
 
     # -- lifecycle ---------------------------------------------------------------------
-    def start(self, timeout: float = 30) -> PostgresServer:
+    def start(self, timeout: float = 90) -> PostgresServer:
         os.chmod(self.root, 0o755)  # noqa: S103 - the postgres user must traverse it
         self.socket_dir.mkdir(mode=0o700)
         self.data.mkdir(mode=0o700)
@@ -142,7 +142,7 @@ class PostgresServer:
         self.wait_ready(timeout)
         return self
 
-    def wait_ready(self, timeout: float = 30) -> None:
+    def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while True:
             proc = self._as_postgres(

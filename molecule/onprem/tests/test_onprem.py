@@ -3,25 +3,39 @@ hosts on one private network, laid out by the collection from the groups and eac
 mlops_private_address. The real mlflow client runs on mlflow1 and goes through nginx."""
 
 import json
+import os
 import time
+from pathlib import Path
 
 import pytest
 import testinfra
+import yaml
 
-testinfra_hosts = ["ansible://mlops-onprem-mlflow1"]
+# The host names and addresses come from the running scenario's own user/hosts.yml: onprem's, or
+# trixie-onprem's (the same shape on Debian 13, its own names and network to run beside onprem).
+_SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "onprem")
+_INVENTORY = Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", Path(__file__).parent.parent)) / "user" / "hosts.yml"
+PREFIX = f"mlops-{_SCENARIO}"
+_ADDRESSES_BY_HOST = {
+    host: hostvars["mlops_private_address"]
+    for group in yaml.safe_load(_INVENTORY.read_text())["all"]["children"].values()
+    for host, hostvars in group["hosts"].items()
+}
 
-ADDRESSES = {"db": "10.231.10.11", "s3": "10.231.10.12", "mlflow1": "10.231.10.21", "mlflow2": "10.231.10.22"}
+testinfra_hosts = [f"ansible://{PREFIX}-mlflow1"]
+
+ADDRESSES = {name: _ADDRESSES_BY_HOST[f"{PREFIX}-{name}"] for name in ("db", "s3", "mlflow1", "mlflow2")}
 CLIENT_ENV = (
     "MLFLOW_TRACKING_USERNAME=alice MLFLOW_TRACKING_PASSWORD=onprem-alice-pass-01 MLFLOW_TRACKING_INSECURE_TLS=true"
 )
-PROXY = "https://mlops-onprem-proxy"
+PROXY = f"https://{PREFIX}-proxy"
 
 
 @pytest.fixture(scope="module")
 def onprem(request):
-    """onprem("db") -> the testinfra host mlops-onprem-db."""
+    """onprem("db") -> the testinfra host mlops-onprem-db (mlops-trixie-onprem-db in trixie-onprem)."""
     inventory = request.config.option.ansible_inventory
-    return lambda name: testinfra.get_host(f"ansible://mlops-onprem-{name}", ansible_inventory=inventory)
+    return lambda name: testinfra.get_host(f"ansible://{PREFIX}-{name}", ansible_inventory=inventory)
 
 
 def _wait_for_health(host, address: str, timeout: int = 120) -> None:
@@ -40,7 +54,7 @@ def _listeners(host) -> set[str]:
     return {line.split()[3] for line in host.check_output("ss -Hltn").splitlines()}
 
 
-HOSTS = {f"mlops-onprem-{name}" for name in ("db", "s3", "mlflow1", "mlflow2", "proxy")}
+HOSTS = {f"{PREFIX}-{name}" for name in ("db", "s3", "mlflow1", "mlflow2", "proxy")}
 
 
 def test_the_users_runs_converged_every_host_then_changed_nothing(user_runs):
@@ -65,11 +79,10 @@ def test_services_listen_on_their_private_address(onprem):
 
 
 def test_postgres_admits_exactly_the_mlflow_servers(onprem):
-    rules = [
-        line.split()
-        for line in onprem("db").file("/etc/postgresql/15/main/pg_hba.conf").content_string.splitlines()
-        if line.startswith("host")
-    ]
+    db = onprem("db")
+    # PostgreSQL 15 on bookworm, 17 on trixie: the one cluster the role made.
+    (hba,) = db.check_output("ls /etc/postgresql/*/main/pg_hba.conf").split()
+    rules = [line.split() for line in db.file(hba).content_string.splitlines() if line.startswith("host")]
     networks = {rule[3] for rule in rules}
     assert networks == {"127.0.0.1/32", "::1/128", f"{ADDRESSES['mlflow1']}/32", f"{ADDRESSES['mlflow2']}/32"}
     assert {rule[-1] for rule in rules} == {"scram-sha-256"}
