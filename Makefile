@@ -1,6 +1,6 @@
 # mlops.mlflow developer entry points. Run from a fresh Debian machine as root
 # (or a user with passwordless sudo).
-.PHONY: test test-quick test-arm64 test-trixie-onprem lint venv image demo demo-down bench
+.PHONY: test test-quick test-arm64 test-trixie lint venv image demo demo-down bench
 
 test:  ## The whole suite: lint, sanity, pytest (unit + real services), every molecule scenario
 	scripts/test
@@ -12,9 +12,9 @@ test-arm64:  ## Opt-in: the pi scenario on a Debian 12 arm64 image under qemu em
 	scripts/engine-bootstrap --emulate arm64 && scripts/build-test-image --arch arm64 && scripts/wheelhouse --arch arm64
 	PATH="$(CURDIR)/.venv/bin:$$PATH" molecule test -s arm64-pi
 
-test-trixie-onprem:  ## Opt-in: the onprem user path (four hosts) on Debian 13 (about 14 min; make test runs trixie-pi and trixie-upgrade)
+test-trixie:  ## Opt-in: pi, upgrade and onprem on Debian 13 (about 27 min of lane time; not in make test)
 	scripts/engine-bootstrap && scripts/build-test-image --suite trixie && scripts/wheelhouse --suite trixie
-	PATH="$(CURDIR)/.venv/bin:$$PATH" molecule test -s trixie-onprem
+	PATH="$(CURDIR)/.venv/bin:$$PATH" molecule test -s trixie-pi -s trixie-upgrade -s trixie-onprem
 
 venv:
 	scripts/venv
