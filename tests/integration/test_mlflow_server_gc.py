@@ -10,7 +10,6 @@ proxied artifacts would orphan the objects for good).
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sqlite3
 import subprocess
@@ -19,12 +18,12 @@ from pathlib import Path
 
 import pytest
 from conftest import find_free_port, play_results, run_playbook
-from support.mlflow_auth_server import _wait_healthy, stop
+from support.mlflow_auth_server import stop
+from support.role_mlflow_server import shell_environ, start_server
 
 pytestmark = pytest.mark.integration
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "mlflow_server"
-MLFLOW = Path(sys.executable).parent / "mlflow"
 # Tables holding a run's rows (mlflow 3.17's schema), by their run column.
 RUN_TABLES = {
     "runs": "run_uuid",
@@ -66,19 +65,6 @@ def _render(variables: dict, tmp_path: Path) -> tuple[list[str], Path, dict[str,
     return shlex.split(args), env_file, scripts
 
 
-def _environ(env_file: Path) -> dict[str, str]:
-    """The env file read back by /bin/sh (what systemd's EnvironmentFile gives the same quoting)."""
-    probe = "import json, os; print(json.dumps(dict(os.environ)))"
-    out = subprocess.run(
-        ["/bin/sh", "-c", 'set -a; . "$0"; set +a; exec "$1" -c "$2"', str(env_file), sys.executable, probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PATH": os.environ["PATH"]},
-    )
-    return json.loads(out.stdout)
-
-
 def _rows(db: Path, run_id: str) -> dict[str, int]:
     with sqlite3.connect(db) as conn:
         return {
@@ -106,22 +92,12 @@ def test_gc_purges_the_deleted_run_and_keeps_the_other(tmp_path):
         },
         tmp_path,
     )
-    environ = _environ(env_file)
+    environ = shell_environ(env_file)
     assert "MLFLOW_BACKEND_STORE_URI" in environ
     url, log = f"http://127.0.0.1:{port}", tmp_path / "server.log"
 
     def start():
-        with log.open("ab") as sink:
-            proc = subprocess.Popen(
-                [str(MLFLOW), *args],
-                env=environ,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                cwd=home,
-                start_new_session=True,
-            )
-        _wait_healthy(url, proc, log)
-        return proc
+        return start_server(args, environ, home, url, log)
 
     def gc(older: str) -> subprocess.CompletedProcess:
         # The unit: ExecStart=/usr/local/sbin/mlflow-gc with EnvironmentFile=<env file>, in the home.

@@ -14,24 +14,21 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 from conftest import find_free_port, play_results, run_playbook
-from support.mlflow_auth_server import _wait_healthy, stop
+from support.mlflow_auth_server import stop
+from support.role_mlflow_server import shell_environ, start_server
 
 pytestmark = pytest.mark.integration
 
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "mlflow_server"
-MLFLOW = Path(sys.executable).parent / "mlflow"
 TRICKY = 'it\'s "$HOME" \\back\\slash 100% %h `id`\nsecond line'
-ENV_PROBE = "import json, os; print(json.dumps(dict(os.environ)))"
 
 
 def _render(variables: dict, tmp_path: Path) -> tuple[list[str], Path]:
@@ -55,19 +52,6 @@ def _render(variables: dict, tmp_path: Path) -> tuple[list[str], Path]:
     path = tmp_path / "mlflow-server.env"
     path.write_text(env_file)
     return shlex.split(args), path
-
-
-def _shell_environ(env_file: Path) -> dict[str, str]:
-    """What the start script hands mlflow: the environment after `set -a; . env_file` in /bin/sh."""
-    script = 'set -a; . "$0"; set +a; exec "$1" -c "$2"'
-    out = subprocess.run(
-        ["/bin/sh", "-c", script, str(env_file), sys.executable, ENV_PROBE],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PATH": os.environ["PATH"]},
-    )
-    return json.loads(out.stdout)
 
 
 def _get(url: str, host_header: str = "") -> tuple[int, str]:
@@ -98,20 +82,11 @@ def role_server(tmp_path):
             **role_vars,
         }
         args, env_file = _render(variables, tmp_path)
-        environ = _shell_environ(env_file)
+        environ = shell_environ(env_file)
         log = tmp_path / "server.log"
-        with log.open("wb") as sink:
-            proc = subprocess.Popen(
-                [str(MLFLOW), *args],
-                env=environ,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                cwd=home,
-                start_new_session=True,
-            )
-        procs.append(proc)
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, proc, log)
+        proc = start_server(args, environ, home, url, log)
+        procs.append(proc)
         return url, environ, proc
 
     yield _start
