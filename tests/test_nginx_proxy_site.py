@@ -24,7 +24,7 @@ import pytest
 from ansible_collections.mlops.mlflow.plugins.module_utils import htpasswd_file as hf
 from conftest import REPO_ROOT, find_free_port, run_playbook
 from cryptography import x509
-from support.nginx import _CONF, NginxServer
+from support.nginx import SiteNginx
 from support.role_template import render_role_template, role_vars
 
 USER, PASSWORD = "alice", "site-alice-password-01"
@@ -67,20 +67,6 @@ def upstream():
     yield f"127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
-
-
-class SiteNginx(NginxServer):
-    """A real nginx serving the role's whole site file at http{} level, on the site's own port."""
-
-    def __init__(self, site: Path, port: int):
-        super().__init__("")
-        self.site = site
-        self.site_port = port
-
-    def render_conf(self) -> str:
-        self.port = self.site_port  # the site listens where the role told it to
-        conf = _CONF.format(prefix=self.prefix, port=find_free_port(), body="")
-        return conf.replace("    server {", f"    include {self.site};\n    server {{", 1)
 
 
 def _run_role_tasks(tmp_path: Path, tasks_file: str, variables: dict) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT, find_free_port, run_playbook
 from cryptography import x509
-from support.nginx import _CONF, NginxServer
+from support.nginx import SiteNginx
 from support.pebble import Pebble
 from support.role_template import render_role_template, role_vars
 
@@ -57,24 +57,6 @@ class _Health(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "2")
         self.end_headers()
         self.wfile.write(b"OK")
-
-
-class SiteNginx(NginxServer):
-    """A real nginx serving the role's whole site file at http{} level, on the site's own port."""
-
-    def __init__(self, site: Path, port: int):
-        super().__init__("")
-        self.site = site
-        self.site_port = port
-
-    def render_conf(self) -> str:
-        self.port = self.site_port
-        conf = _CONF.format(prefix=self.prefix, port=find_free_port(), body="")
-        return conf.replace("    server {", f"    include {self.site};\n    server {{", 1)
-
-    @property
-    def reload_command(self) -> list[str]:
-        return self._command("-s", "reload")
 
 
 @pytest.fixture(scope="module")

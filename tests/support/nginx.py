@@ -180,3 +180,21 @@ def nginx_server():
     yield _start
     for server in servers:
         server.stop()
+
+
+class SiteNginx(NginxServer):
+    """A real nginx serving the role's whole site file at http{} level, on the site's own port."""
+
+    def __init__(self, site: Path, port: int):
+        super().__init__("")
+        self.site = site
+        self.site_port = port
+
+    def render_conf(self) -> str:
+        self.port = self.site_port  # the site listens where the role told it to
+        conf = _CONF.format(prefix=self.prefix, port=find_free_port(), body="")
+        return conf.replace("    server {", f"    include {self.site};\n    server {{", 1)
+
+    @property
+    def reload_command(self) -> list[str]:
+        return self._command("-s", "reload")
