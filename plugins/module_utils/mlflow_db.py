@@ -34,6 +34,8 @@ URI_ENV = "MLOPS_MLFLOW_DB_URI"
 RESULT_MARKER = "MLOPS_MLFLOW_DB_RESULT "
 REDACTED = "********"
 SUPPORTED_BACKUPS = ("postgresql", "sqlite")
+# A MySQL/MariaDB store is backed up only with a dump program named (mariadb-dump or mysqldump).
+DUMPED_BACKUPS = ("mysql",)
 
 # Runs with the mlflow venv's python: argv = mode (probe|upgrade), timeout, expected
 # current revision (upgrade only; "" for a fresh store). The URI comes from URI_ENV.
@@ -339,6 +341,25 @@ class StoreUri:
                 env[key] = self.query[param]
         return env
 
+    def mysql_dump_args(self):
+        """mariadb-dump/mysqldump options for this store (the password goes in mysql_env).
+
+        Neither program takes a connect timeout option: the module's run waits for the dump.
+        """
+        args = ["--single-transaction", "--no-tablespaces", "--protocol=TCP"]
+        for option, value in (
+            ("--host", self.host or "127.0.0.1"),
+            ("--port", self.port or 3306),
+            ("--user", self.user),
+        ):
+            if value is not None:
+                args.append("%s=%s" % (option, value))
+        return args
+
+    def mysql_env(self):
+        """The client's environment: the password never goes on a command line."""
+        return {"MYSQL_PWD": self.password} if self.password is not None else {}
+
 
 def _backup_base(database):
     base = os.path.basename(database or "") or "mlflow"
@@ -503,7 +524,14 @@ def revision_diff(current, head):
     )
 
 
-def check_backup_supported(store):
+def check_backup_supported(store, mysqldump=None):
+    if store.backend in DUMPED_BACKUPS and mysqldump:
+        return
+    if store.backend in DUMPED_BACKUPS:
+        raise MlflowDbError(
+            "backup of %s stores needs mysqldump (the path of mariadb-dump or mysqldump); or set backup=false "
+            "(and back the database up yourself)" % store.backend
+        )
     if store.backend not in SUPPORTED_BACKUPS:
         raise MlflowDbError(
             "backup of %s stores is not supported yet; set backup=false (and back the database up yourself)"
@@ -511,15 +539,17 @@ def check_backup_supported(store):
         )
 
 
-def make_backup(store, directory, revision, keep, run_command, atomic_move, pg_dump=None, timeout=None, now=None):
+def make_backup(
+    store, directory, revision, keep, run_command, atomic_move, pg_dump=None, timeout=None, now=None, mysqldump=None
+):
     """Back the store up into `directory` before migrating from `revision`; return the path.
 
     The dump is written to a hidden temp file in the same directory and moved into place,
     so a failed dump never leaves a file that looks like a backup. Old backups of the same
     database beyond the newest `keep` are removed afterwards.
     """
-    check_backup_supported(store)
-    suffix = "sqlite" if store.backend == "sqlite" else "dump"
+    check_backup_supported(store, mysqldump)
+    suffix = {"sqlite": "sqlite", "mysql": "sql"}.get(store.backend, "dump")
     ensure_private_dir(directory)
     name = backup_name(store.database, revision, suffix, now)
     path = os.path.join(directory, name)
@@ -533,6 +563,16 @@ def make_backup(store, directory, revision, keep, run_command, atomic_move, pg_d
                 sqlite_backup(store.database, partial)
             except sqlite3.Error as exc:
                 raise MlflowDbError("backup of %s to %s failed: %s" % (store.database, path, exc)) from None
+        elif store.backend == "mysql":
+            rc, _out, stderr = run_command(
+                [mysqldump] + store.mysql_dump_args() + ["--result-file=%s" % partial, store.database],
+                environ_update=store.mysql_env(),
+            )
+            if rc != 0:
+                raise MlflowDbError(
+                    "%s of %s failed (rc=%s): %s"
+                    % (os.path.basename(mysqldump), store.redacted, rc, store.scrub(stderr.strip()))
+                )
         else:
             if not pg_dump:
                 raise MlflowDbError("pg_dump was not found; install postgresql-client or set pg_dump")

@@ -49,13 +49,14 @@ options:
     description:
       - Back the store up before a migration. No backup is taken when nothing is migrated, in check mode,
         or for a fresh empty database.
-      - Supported for PostgreSQL and SQLite. For other backends (MySQL) set V(false) and back up yourself.
+      - Supported for PostgreSQL and SQLite, and for MySQL/MariaDB with O(mysqldump). For other backends set V(false)
+        and back up yourself.
     type: bool
     default: true
   backup_dir:
     description:
       - Directory for backups; created if missing and set to mode C(0700). Backups are C(0600) files named
-        C(<database>-<UTC timestamp>-<from revision>.dump) (PostgreSQL) or C(.sqlite) (SQLite).
+        C(<database>-<UTC timestamp>-<from revision>.dump) (PostgreSQL), C(.sql) (MySQL/MariaDB) or C(.sqlite) (SQLite).
     type: path
     default: /var/backups/mlflow
   backup_keep:
@@ -69,6 +70,11 @@ options:
       - Path of C(pg_dump) for PostgreSQL backups; found on C(PATH) when not set.
       - Its major version must not be older than the server's.
     type: path
+  mysqldump:
+    description:
+      - Path of C(mariadb-dump) or C(mysqldump) for MySQL/MariaDB backups (C(--single-transaction), over TCP, the
+        password in C(MYSQL_PWD)). Without it a MySQL store is not backed up and O(backup=true) fails.
+    type: path
   integrity_check:
     description:
       - For a SQLite store, run C(PRAGMA integrity_check) (read-only) before reading its revision, and fail
@@ -78,7 +84,7 @@ options:
     default: false
   timeout:
     description:
-      - Seconds to wait for a database connection (probe, backup and migration).
+      - Seconds to wait for a database connection (probe, backup and migration; a MySQL dump has no such limit).
       - On PostgreSQL also the C(lock_timeout) of the migration, so a migration blocked by a running mlflow
         server fails and rolls back instead of waiting; on SQLite the busy timeout.
     type: int
@@ -101,7 +107,7 @@ notes:
   - When a migration fails after a backup, the failure message names the backup, which is kept.
 requirements:
   - mlflow, SQLAlchemy and the database driver in the venv of O(python)
-  - C(pg_dump) on the target for PostgreSQL backups
+  - C(pg_dump) on the target for PostgreSQL backups, C(mariadb-dump) or C(mysqldump) for MySQL/MariaDB backups
 """
 
 EXAMPLES = r"""
@@ -125,10 +131,10 @@ EXAMPLES = r"""
     integrity_check: true
   register: mlflow_copy
 
-- name: MySQL store (backups not supported by the module yet)
+- name: MySQL or MariaDB store, dumped first with mariadb-dump (Debian's mariadb-client)
   mlops.mlflow.mlflow_db:
     backend_store_uri: "mysql+pymysql://mlflow:{{ vault_mlflow_db_password | urlencode }}@db.example:3306/mlflow"
-    backup: false
+    mysqldump: /usr/bin/mariadb-dump
 """
 
 RETURN = r"""
@@ -201,7 +207,7 @@ def run(module):
     _validate(params)
     store = StoreUri(params["backend_store_uri"])
     if params["backup"] and params["state"] == "upgraded":
-        check_backup_supported(store)  # before touching anything, also in check mode
+        check_backup_supported(store, params["mysqldump"])  # before touching anything, also in check mode
 
     if params["integrity_check"]:
         sqlite_integrity(store)
@@ -229,6 +235,7 @@ def run(module):
                 module.atomic_move,
                 pg_dump=pg_dump,
                 timeout=params["timeout"],
+                mysqldump=params["mysqldump"],
             )
         except (OSError, MlflowDbError) as exc:
             details = dict(result)
@@ -255,6 +262,7 @@ def main():
             backup_dir=dict(type="path", default="/var/backups/mlflow"),
             backup_keep=dict(type="int", default=5),
             pg_dump=dict(type="path"),
+            mysqldump=dict(type="path"),
             integrity_check=dict(type="bool", default=False),
             timeout=dict(type="int", default=10),
         ),

@@ -267,6 +267,48 @@ def test_make_backup_refuses_unsupported_backends(uri, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+MYSQL_URI = f"mysql+pymysql://mlflow:{ENCODED}@127.0.0.1:3306/mlflow?charset=utf8mb4"
+
+
+def _mariadb_dump(text, rc=0, stderr=""):
+    def run(argv):
+        result = next(arg for arg in argv if arg.startswith("--result-file="))
+        with open(result.split("=", 1)[1], "w") as handle:
+            handle.write(text)
+        return rc, "", stderr
+
+    return run
+
+
+def test_make_backup_mysql_dumps_one_transaction_with_the_password_in_the_environment(tmp_path):
+    runner = FakeRun(_mariadb_dump("-- MariaDB dump"))
+    store = m.StoreUri(MYSQL_URI)
+    dump = "/usr/bin/mariadb-dump"
+    path = m.make_backup(store, str(tmp_path / "b"), "r1", 5, runner, _move, timeout=4, mysqldump=dump)
+    argv, env = runner.calls[0]
+    assert argv[0] == "/usr/bin/mariadb-dump" and argv[-1] == "mlflow"
+    assert {"--single-transaction", "--protocol=TCP", "--host=127.0.0.1", "--port=3306", "--user=mlflow"} <= set(argv)
+    # mariadb-dump refuses options it does not know (--connect-timeout among them): exit 7.
+    assert not [arg for arg in argv if arg.startswith("--connect")]
+    assert not any(SECRET in arg or ENCODED in arg for arg in argv)
+    assert env == {"MYSQL_PWD": SECRET}
+    assert os.path.basename(path).startswith("mlflow-") and path.endswith("-r1.sql")
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    with open(path) as handle:
+        assert handle.read() == "-- MariaDB dump"
+
+
+def test_make_backup_mysql_failure_leaves_no_file_and_no_password(tmp_path):
+    dump = _mariadb_dump("half", rc=2, stderr=f"mariadb-dump: Got error: 1045: Access denied (password {SECRET})")
+    with pytest.raises(m.MlflowDbError) as caught:
+        m.make_backup(
+            m.StoreUri(MYSQL_URI), str(tmp_path / "b"), "r1", 5, FakeRun(dump), _move, mysqldump="/usr/bin/mariadb-dump"
+        )
+    assert "mariadb-dump of" in str(caught.value) and "rc=2" in str(caught.value)
+    assert SECRET not in str(caught.value) and ENCODED not in str(caught.value)
+    assert list((tmp_path / "b").iterdir()) == []
+
+
 def test_make_backup_postgres_without_pg_dump(tmp_path):
     with pytest.raises(m.MlflowDbError, match="pg_dump was not found"):
         m.make_backup(m.StoreUri(PG_URI), str(tmp_path / "b"), "r", 5, FakeRun(), _move, pg_dump=None)

@@ -129,6 +129,35 @@ def test_mysql_without_backup_is_upgraded(module_main, fake, tmp_path):
     assert result["backend"] == "mysql" and runner.modes() == ["probe", "upgrade"]
 
 
+class FakeMariadbDump(FakeMlflow):
+    """Also answers mariadb-dump (argv[0] named by the test): writes its --result-file."""
+
+    dump = ""
+
+    def __call__(self, args, environ_update=None, **kwargs):
+        if args[0] != self.dump:
+            return super().__call__(args, environ_update=environ_update, **kwargs)
+        self.calls.append((list(args), dict(environ_update or {})))
+        result = next(arg for arg in args if arg.startswith("--result-file="))
+        with open(result.split("=", 1)[1], "w") as handle:
+            handle.write("-- MariaDB dump")
+        return 0, "", ""
+
+
+def test_mysql_with_a_dump_program_is_backed_up_then_upgraded(module_main, monkeypatch, tmp_path):
+    runner = FakeMariadbDump()
+    runner.dump = str(tmp_path / "mariadb-dump")
+    monkeypatch.setattr(AnsibleModule, "run_command", runner)
+    uri = f"mysql+pymysql://mlflow:{ENCODED}@127.0.0.1:3306/mlflow"
+    result = module_main(mlflow_db.main, args(uri, mysqldump=runner.dump, backup_dir=str(tmp_path / "b")))
+    assert result["changed"] is True and result["upgraded"] is True
+    assert result["backup_path"].endswith(f"-{OLD}.sql")
+    assert [argv[0] for argv, _env in runner.calls][1] == runner.dump
+    assert runner.calls[1][1] == {"MYSQL_PWD": SECRET}
+    assert runner.calls[2][0][3] == "upgrade"
+    assert not leaked(result)
+
+
 # -- decisions ------------------------------------------------------------------------------------
 
 
