@@ -219,6 +219,9 @@ def test_postgres_backup_timer_and_dir(tmp_path):
     assert _ini(timer)["Timer"]["OnCalendar"] == calendar
     _calendar_ok(calendar)
     assert _ini(service)["Service"]["ReadWritePaths"] == "/srv/pg-dumps"
+    # A successful dump records itself (backup freshness, issue #20).
+    stamp = "+/usr/bin/python3 /usr/local/libexec/mlops-backup-stamp.py mlops-mlflow-pg-backup"
+    assert _ini(service)["Service"]["ExecStartPost"] == stamp
     script = render_role_template(
         "postgres", "pg-backup.sh.j2", tmp_path / "pg-backup.sh", tmp_path, {"postgres_backup_dir": "/srv/pg-dumps"}
     )
@@ -228,13 +231,15 @@ def test_postgres_backup_timer_and_dir(tmp_path):
 
 def test_mlflow_server_sqlite_backup_timer(tmp_path):
     calendar = "*-*-* 00/6:20:00"
-    (timer,), _ = _render_job(
+    (timer,), service = _render_job(
         "mlflow_server",
         "sqlite_backup.yml",
         tmp_path,
         {"mlflow_server_sqlite_backup_enabled": True, "mlflow_server_sqlite_backup_on_calendar": calendar},
     )
     assert _ini(timer)["Timer"]["OnCalendar"] == calendar
+    stamp = "+/usr/bin/python3 /usr/local/libexec/mlops-backup-stamp.py mlflow-sqlite-backup"
+    assert _ini(service)["Service"]["ExecStartPost"] == stamp
     _calendar_ok(calendar)
 
 
@@ -244,7 +249,9 @@ def test_reconverge_timers(tmp_path):
         "reconverge_drift_report_on_calendar": "*-*-* *:07:00",
         "reconverge_randomized_delay": "7min",
     }
-    timers, _ = _render_job("reconverge", "schedule.yml", tmp_path, overrides)
+    timers, service = _render_job("reconverge", "schedule.yml", tmp_path, overrides)
+    # Not a backup: no freshness, no stamp.
+    assert "ExecStartPost" not in _ini(service)["Service"]
     by_unit = {_ini(t)["Timer"]["Unit"]: _ini(t)["Timer"] for t in timers}
     assert by_unit["mlops-reconverge@apply.service"]["OnCalendar"] == "Sun *-*-* 02:10:00"
     assert by_unit["mlops-reconverge@drift-report.service"]["OnCalendar"] == "*-*-* *:07:00"

@@ -34,6 +34,8 @@ ROLE_DEFAULTS = {
     "mlflow_server_port": 5000,
     "mlflow_server_auth_admin_username": "admin",
     "s3_iam_prefix": "artifacts",
+    "mlflow_server_home": "/var/lib/mlflow",
+    "mlflow_server_s3_region": "us-east-1",
 }
 
 # mlops_profile: role settings for a kind of host. pi: the whole stack within 1 GiB under 16 busy
@@ -49,9 +51,14 @@ PROFILES = {
     },
 }
 
-# Collection-level knobs that map one-to-one onto a role variable of the hosts in a group.
+# mlops_db_engine: the role the mlflow_db host runs, and the backend the mlflow servers reach it with.
+ENGINES = {"postgresql": ("postgres", "postgresql"), "mariadb": ("mariadb", "mysql")}
+
+# Collection-level knobs that map one-to-one onto a role variable of the hosts in a group
+# (a variable of a database role only for the engine that runs it).
 KNOBS = (
     (DB, "mlops_db_password", "postgres_db_password"),
+    (DB, "mlops_db_password", "mariadb_db_password"),
     (STORE, "mlops_s3_admin_access_key", "object_store_admin_access_key"),
     (STORE, "mlops_s3_admin_secret_key", "object_store_admin_secret_key"),
     (STORE, "mlops_s3_mlflow_access_key", "object_store_mlflow_access_key"),
@@ -72,7 +79,8 @@ KNOBS = (
 # What a user must define, by the role variable it feeds: (knob, role variable, group, when, why).
 # "when" names a condition of the layout (see Layout.condition).
 SECRETS = (
-    ("mlops_db_password", "postgres_db_password", DB, "always", "the password of mlflow's PostgreSQL role"),
+    ("mlops_db_password", "postgres_db_password", DB, "postgresql", "the password of mlflow's PostgreSQL role"),
+    ("mlops_db_password", "mariadb_db_password", DB, "mariadb", "the password of mlflow's MariaDB account"),
     ("mlops_db_password", "mlflow_server_db_password", SERVER, "db_host", "the password of mlflow's PostgreSQL role"),
     ("mlops_s3_admin_access_key", "object_store_admin_access_key", STORE, "always", "the S3 store's admin key"),
     ("mlops_s3_admin_secret_key", "object_store_admin_secret_key", STORE, "always", "the S3 store's admin secret"),
@@ -172,9 +180,21 @@ class Layout(object):
     def private_address(self, host):
         return self.get(host, "mlops_private_address")
 
+    def engine(self):
+        """mlops_db_engine of the mlflow_db host: postgresql (the default) or mariadb."""
+        db_host = self.first(DB)
+        engine = (self.get(db_host, "mlops_db_engine") if db_host else None) or "postgresql"
+        if engine not in ENGINES:
+            raise AnsibleFilterError(
+                "mlops_db_engine is %r on %s; it must be one of: %s" % (engine, db_host, ", ".join(sorted(ENGINES)))
+            )
+        return engine
+
     def condition(self, when, host):
         if when == "always":
             return True
+        if when in ENGINES:
+            return when == self.engine()
         if when == "db_host":
             return bool(self.first(DB))
         if when == "store_host":
@@ -216,13 +236,42 @@ class Layout(object):
             address = self.private_address(server) or server
         return upstream_address(address, self.effective(server, "mlflow_server_port"))
 
+    def _backup_sources(self, host):
+        """The backup role's sources on an mlflow server: the artifact store and SQLite files mlflow uses."""
+        out = {"backup_artifacts_enabled": host == self.first(SERVER)}  # the servers share one store
+        home = self.effective(host, "mlflow_server_home")
+        destination = self.effective(host, "mlflow_server_artifacts_destination") or home + "/artifacts"
+        if destination.startswith("s3://"):
+            bucket, _, prefix = destination[len("s3://") :].partition("/")
+            out["backup_artifacts_source_bucket"] = bucket
+            out["backup_artifacts_source_prefix"] = prefix.strip("/")
+            out["backup_artifacts_source_endpoint_url"] = self.effective(host, "mlflow_server_s3_endpoint_url") or ""
+            out["backup_artifacts_source_region"] = self.effective(host, "mlflow_server_s3_region")
+            # Its key is mlflow's, handed over by the layout role's tasks (roles/layout/tasks/main.yml).
+        else:
+            out["backup_artifacts_source_dir"] = destination
+        if self.effective(host, "mlflow_server_backend") == "sqlite" and not self.effective(
+            host, "mlflow_server_backend_store_uri"
+        ):
+            path = self.effective(host, "mlflow_server_sqlite_path") or home + "/mlflow.db"
+            stores = [{"name": "mlflow", "path": path}]
+            auth_uri = self.effective(host, "mlflow_server_auth_database_uri") or "sqlite:///" + home + "/basic_auth.db"
+            if self.effective(host, "mlflow_server_auth_enabled") and auth_uri.startswith("sqlite:////"):
+                stores.append({"name": "basic_auth", "path": auth_uri[len("sqlite:///") :]})
+            out["backup_stores"] = stores
+        return out
+
     def derive(self, host):
         """Every role variable the layout sets on host (before the user's own values are taken out)."""
         if host in self._derived:
             return self._derived[host]
         self._derived[host] = derived = {}
         memberships = [group for group in (DB, STORE, SERVER, PROXY, S3_IAM) if host in self.group(group)]
+        engine = self.engine()
+        other_roles = tuple(role + "_" for name, (role, _backend) in ENGINES.items() if name != engine)
         for group, knob, role_var in KNOBS:
+            if group == DB and role_var.startswith(other_roles):
+                continue
             if group in memberships and self.is_set(host, knob):
                 derived[role_var] = self.get(host, knob)
         profile = self.get(host, "mlops_profile", "default")
@@ -237,7 +286,11 @@ class Layout(object):
         remote_servers = self.others(SERVER, host)
         public_name = self.get(host, "mlops_public_hostname") or self.first(PROXY) or host
 
-        if DB in memberships:
+        if DB in memberships and engine == "mariadb":
+            derived["mariadb_bind_addresses"] = ["127.0.0.1"] + ([self.private_address(host)] if remote_servers else [])
+            # One account host per server: MariaDB matches the client's address exactly.
+            derived["mariadb_client_hosts"] = [self.private_address(s) for s in remote_servers]
+        elif DB in memberships:
             derived["postgres_listen_addresses"] = ["127.0.0.1"] + (
                 [self.private_address(host)] if remote_servers else []
             )
@@ -248,7 +301,11 @@ class Layout(object):
             derived["s3_iam_mode"] = "instance_profile" if self.get(host, "mlops_s3_instance_role") else "access_key"
         if SERVER in memberships:
             uri = self.get(host, "mlops_db_uri") or ""
-            if db_host or uri.startswith("postgresql"):
+            if db_host:
+                derived["mlflow_server_backend"] = ENGINES[engine][1]
+                if engine == "mariadb":
+                    derived["mlflow_server_db_options"] = {"charset": "utf8mb4"}
+            elif uri.startswith("postgresql"):
                 derived["mlflow_server_backend"] = "postgresql"
             elif uri.startswith("mysql"):
                 derived["mlflow_server_backend"] = "mysql"
@@ -294,6 +351,7 @@ class Layout(object):
             derived["mlflow_server_auth_enabled"] = auth
             if auth and self.is_set(host, "mlops_users"):
                 derived["mlflow_server_auth_users"] = self.get(host, "mlops_users")
+            derived.update(self._backup_sources(host))
         if PROXY in memberships:
             derived["nginx_proxy_upstreams"] = [self._upstream(server) for server in self.group(SERVER)]
             derived["nginx_proxy_server_name"] = public_name

@@ -2,6 +2,8 @@
 (_server_args.j2, mlflow-server.env.j2), and the dev venv's mlflow runs exactly that on 127.0.0.1.
 
 - mlflow_server_prometheus_dir: the server answers /metrics on its own port.
+- mlflow_server_metrics_enabled: the same under <home>/prometheus, counting requests
+  (mlflow_http_request_total); off by default (/metrics is 404).
 - mlflow_server_gunicorn_opts: the server starts under gunicorn (mlflow refuses --allowed-hosts
   with --gunicorn-opts, so the role passes the allowlist through the env file) and still refuses
   a foreign Host header (DNS rebinding).
@@ -102,6 +104,24 @@ def test_prometheus_metrics_on_the_server_port(role_server, tmp_path):
     assert status == 200
     assert "mlflow_exporter_info" in body
     assert metrics.is_dir()
+
+
+def test_metrics_enabled_counts_requests_under_the_home(role_server, tmp_path):
+    url, environ, _ = role_server(mlflow_server_metrics_enabled=True)
+    assert environ.get("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "home" / "prometheus")) == str(
+        tmp_path / "home" / "prometheus"
+    )
+    assert _get(f"{url}/api/2.0/mlflow/experiments/search?max_results=1")[0] == 200
+    status, body = _get(f"{url}/metrics")
+    assert status == 200
+    samples = [line for line in body.splitlines() if line.startswith("mlflow_http_request_total{")]
+    assert any('status="200"' in line and not line.endswith(" 0.0") for line in samples), body[-3000:]
+    assert (tmp_path / "home" / "prometheus").is_dir()
+
+
+def test_metrics_are_off_by_default(role_server):
+    url, _, _ = role_server()
+    assert _get(f"{url}/metrics")[0] == 404
 
 
 def test_gunicorn_opts_run_gunicorn_and_keep_the_host_check(role_server):

@@ -278,3 +278,53 @@ def test_reached_hosts_of_the_split_layout():
     assert layout_reached(_hostvars(ALL_IN_ONE), ALL_IN_ONE) == []
     two_proxies = {"mlflow_server": ["a"], "mlflow_proxy": ["a", "b"]}
     assert layout_reached(_hostvars(two_proxies), two_proxies) == ["a"]
+
+
+# -- mlops_db_engine: mariadb -------------------------------------------------------------------
+
+
+def test_mariadb_all_in_one_stays_on_loopback_and_reaches_mlflow_by_pymysql():
+    hostvars = _hostvars(ALL_IN_ONE, common={**SECRETS, "mlops_db_engine": "mariadb"})
+    plain, secret = layout("pi", hostvars, ALL_IN_ONE), layout("pi", hostvars, ALL_IN_ONE, secrets=True)
+    assert plain["mariadb_bind_addresses"] == ["127.0.0.1"]
+    assert plain["mariadb_client_hosts"] == []
+    assert plain["mlflow_server_backend"] == "mysql"
+    assert plain["mlflow_server_db_host"] == "127.0.0.1"
+    assert plain["mlflow_server_db_options"] == {"charset": "utf8mb4"}
+    # The PostgreSQL role does not run: none of its variables is set.
+    assert not [name for name in {**plain, **secret} if name.startswith("postgres_")]
+    assert secret["mariadb_db_password"] == secret["mlflow_server_db_password"] == SECRETS["mlops_db_password"]
+
+
+def test_mariadb_split_layout_binds_privately_and_admits_exactly_the_servers():
+    hostvars = _hostvars(SPLIT, common={**SECRETS, "mlops_db_engine": "mariadb"}, addresses=ADDRESSES)
+    db = layout("db", hostvars, SPLIT)
+    assert db["mariadb_bind_addresses"] == ["127.0.0.1", "10.0.0.11"]
+    assert db["mariadb_client_hosts"] == ["10.0.0.21", "fd00::22"]
+    assert not [name for name in db if not name.startswith("mariadb_")]
+    assert layout("m1", hostvars, SPLIT)["mlflow_server_db_host"] == "10.0.0.11"
+
+
+def test_the_postgresql_engine_sets_no_mariadb_variable():
+    hostvars = _hostvars(ALL_IN_ONE, common={**SECRETS, "mlops_db_engine": "postgresql"})
+    assert not [name for name in _both("pi", hostvars, ALL_IN_ONE) if name.startswith("mariadb_")]
+    assert _both("pi", hostvars, ALL_IN_ONE) == _both("pi", _hostvars(ALL_IN_ONE), ALL_IN_ONE)
+
+
+def test_a_mariadb_password_set_on_the_role_is_not_missing():
+    common = {k: v for k, v in SECRETS.items() if k != "mlops_db_password"}
+    hostvars = _hostvars(
+        ALL_IN_ONE,
+        common={**common, "mlops_db_engine": "mariadb"},
+        pi={"mariadb_db_password": "x" * 16, "mlflow_server_db_password": "x" * 16},
+    )
+    assert layout_missing(hostvars, ALL_IN_ONE) == []
+    del hostvars["pi"]["mariadb_db_password"]
+    assert layout_missing(hostvars, ALL_IN_ONE) == [
+        {"name": "mlops_db_password", "hosts": ["pi"], "why": "the password of mlflow's MariaDB account"}
+    ]
+
+
+def test_an_unknown_engine_is_refused():
+    with pytest.raises(AnsibleFilterError, match="mlops_db_engine"):
+        layout("pi", _hostvars(ALL_IN_ONE, common={**SECRETS, "mlops_db_engine": "oracle"}), ALL_IN_ONE)
