@@ -5,7 +5,7 @@
 
 A backup job's freshness is judged against its interval; the roles derive it from the timer's
 own calendar instead of asking for a second, drifting variable. Only the forms the roles use are
-read (the shorthands, and "[WEEKDAYS] *-*-* H:M[:S]" with fixed, listed or stepped time fields);
+read (the shorthands, and "[WEEKDAYS] [*-*-*] H:M[:S]" with fixed, listed or stepped time fields);
 anything else is refused, so no interval is ever guessed.
 """
 
@@ -21,7 +21,8 @@ description:
   - Returns the longest gap, in seconds, between two consecutive elapses of an C(OnCalendar=) expression
     (systemd.time(7)) over a week; C(Mon..Sat *-*-* 02:30:00) gives two days (Saturday to Monday).
   - Reads the shorthands C(minutely), C(hourly), C(daily), C(weekly) (and the longer ones, at their longest
-    month or year), and C([WEEKDAYS] *-*-* H:M[:S] [ZONE]) where WEEKDAYS is a comma list of days or day ranges
+    month or year), and C([WEEKDAYS] [*-*-*] H:M[:S] [ZONE]) (the date may be left out, as systemd allows)
+    where WEEKDAYS is a comma list of days or day ranges
     (C(Mon..Fri), not across the week's end) and each time field is C(*), a number, a comma list, or
     C(start/step). A time zone moves the elapses, not the gaps (but for one hour at a daylight saving change).
   - Any other form (dates, C(~), sub-second times) fails with a message naming the expression.
@@ -66,7 +67,7 @@ _DAYS_FULL = dict(
     zip(_DAYS, ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"], strict=True)
 )
 _FORM = re.compile(
-    r"^(?:(?P<days>[A-Za-z.,]+)\s+)?\*-\*-\*\s+(?P<time>[0-9*/,]+:[0-9*/,]+(?::[0-9*/,]+)?)(?:\s+(?P<zone>[A-Za-z_/+-]+))?$"
+    r"^(?:(?P<days>[A-Za-z.,]+)\s+)?(?:\*-\*-\*\s+)?(?P<time>[0-9*/,]+:[0-9*/,]+(?::[0-9*/,]+)?)(?:\s+(?P<zone>[A-Za-z_/+-]+))?$"
 )
 
 
@@ -110,7 +111,7 @@ def calendar_interval(expression):
         return _SHORTHANDS[text.lower()]
     match = _FORM.match(text)
     if not match:
-        raise _error(expression, "only shorthands and '[WEEKDAYS] *-*-* H:M[:S]' are read")
+        raise _error(expression, "only shorthands and '[WEEKDAYS] [*-*-*] H:M[:S]' are read")
     days = _weekdays(expression, match.group("days")) if match.group("days") else set(range(7))
     fields = match.group("time").split(":")
     hours, minutes = _values(expression, fields[0], 24), _values(expression, fields[1], 60)

@@ -36,6 +36,10 @@ DAY = 86400
         ("  Sun   *-*-*  02:30:00 ", 7 * DAY),
         ("*-*-* 03:15:00 UTC", DAY),
         ("Sun *-*-* 02:30:00 Europe/Berlin", 7 * DAY),
+        # The date left out, as systemd allows ("Sun 02:30" is "Sun *-*-* 02:30:00").
+        ("Sun 02:30", 7 * DAY),
+        ("03:15", DAY),
+        ("Mon..Fri 01:00:00 UTC", 3 * DAY),
     ],
 )
 def test_interval(expression, seconds):
