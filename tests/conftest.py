@@ -77,6 +77,32 @@ def run_playbook(
     return subprocess.run(cmd, capture_output=True, text=True, env=_ansible_env(extra), check=False)
 
 
+def task_results(proc: subprocess.CompletedProcess) -> list[tuple[str, dict]]:
+    """A json-callback run of run_playbook: each task of its first play as (the task's name
+    without its role prefix, localhost's result); [] when the run printed no report."""
+    if not proc.stdout.startswith("{"):
+        return []
+    return [
+        (task["task"]["name"].split(" : ", 1)[-1], task["hosts"].get("localhost", {}))
+        for task in json.loads(proc.stdout)["plays"][0]["tasks"]
+    ]
+
+
+def changed_tasks(ran: list[tuple[str, dict]]) -> list[str]:
+    """The names of the tasks of task_results that changed something (skipped ones did not)."""
+    return [name for name, result in ran if result.get("changed") and not result.get("skipped")]
+
+
+def failure_messages(ran: list[tuple[str, dict]]) -> str:
+    """The messages of the failed tasks and failed loop items of task_results, joined by " | "."""
+    messages = []
+    for _, result in ran:
+        if result.get("failed"):
+            messages.append(result.get("msg", ""))
+        messages += [item.get("msg", "") for item in result.get("results", []) if item.get("failed")]
+    return " | ".join(messages)
+
+
 def run_shipped_playbook(playbook: Path, inventory: Path, *args: str) -> tuple[int, dict]:
     """Run one of the collection's playbooks with the json callback; return (rc, report).
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import REPO_ROOT, run_playbook
+from conftest import REPO_ROOT, failure_messages, run_playbook, task_results
 from support.role_template import role_vars
 
 
@@ -25,14 +25,7 @@ def _preflight(tmp_path, **overrides) -> tuple[int, str]:
         ],
     }
     proc = run_playbook([play], tmp_path, variables={**role_vars("monitoring"), **overrides}, check=True)
-    failed = [
-        result.get("msg", "")
-        + " ".join(item.get("msg", "") for item in result.get("results", []) if item.get("failed"))
-        for task in json.loads(proc.stdout)["plays"][0]["tasks"]
-        for result in task["hosts"].values()
-        if result.get("failed")
-    ]
-    return proc.returncode, " ".join(failed)
+    return proc.returncode, failure_messages(task_results(proc))
 
 
 BAD = [

@@ -6,10 +6,8 @@ except the last, whose directory does not answer.
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from conftest import REPO_ROOT, find_free_port, run_playbook
+from conftest import REPO_ROOT, failure_messages, find_free_port, run_playbook, task_results
 from support.role_template import role_vars
 
 BASE = {
@@ -31,13 +29,7 @@ def _preflight(tmp_path, **overrides) -> tuple[int, str]:
         ],
     }
     proc = run_playbook([play], tmp_path, variables={**role_vars("nginx_proxy"), **BASE, **overrides})
-    failed = [
-        result.get("msg", "")
-        for task in json.loads(proc.stdout)["plays"][0]["tasks"]
-        for result in task["hosts"].values()
-        if result.get("failed")
-    ]
-    return proc.returncode, " ".join(failed)
+    return proc.returncode, failure_messages(task_results(proc))
 
 
 @pytest.mark.parametrize(

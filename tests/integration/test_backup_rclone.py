@@ -22,7 +22,6 @@ the backup script they rendered runs as the timers would run it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import sqlite3
@@ -33,7 +32,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_playbook
+from conftest import changed_tasks, failure_messages, run_playbook, task_results
 from support.s3_servers import _remove_weed_sockets, seaweedfs_s3, start_seaweedfs  # noqa: F401 - fixture
 
 pytestmark = [
@@ -129,27 +128,7 @@ def _apply(setup: Setup, tmp_path: Path, *, check: bool = False, **overrides):
     play = {"hosts": "localhost", "gather_facts": False, "tasks": STEPS}
     tmp_path.mkdir(parents=True, exist_ok=True)
     proc = run_playbook([play], tmp_path, variables=setup.variables(**overrides), check=check)
-    ran = []
-    if proc.stdout.startswith("{"):
-        for task in json.loads(proc.stdout)["plays"][0]["tasks"]:
-            result = task["hosts"]["localhost"]
-            ran.append((task["task"]["name"].split(" : ", 1)[-1], result))
-    return proc, ran
-
-
-def _changed(ran: list) -> list[str]:
-    return [name for name, result in ran if result.get("changed") and not result.get("skipped")]
-
-
-def _failures(ran: list) -> str:
-    messages = []
-    for _, result in ran:
-        if result.get("failed"):
-            messages.append(result.get("msg", ""))
-        for item in result.get("results", []):
-            if item.get("failed"):
-                messages.append(item.get("msg", ""))
-    return " | ".join(messages)
+    return proc, task_results(proc)
 
 
 @pytest.fixture(scope="module")
@@ -190,19 +169,19 @@ def _sha(data: bytes) -> str:
 def test_bad_target_fails_before_anything_is_written(setup, tmp_path, overrides, named):
     proc, ran = _apply(setup, tmp_path, **overrides)
     assert proc.returncode != 0
-    message = _failures(ran)
+    message = failure_messages(ran)
     assert named in message, message
     assert "Nothing was changed" in message
     for secret in (setup.target.secret_key, setup.source.secret_key, "not-the-secret-key-000"):
         assert secret not in proc.stdout
     assert not setup.config.exists() and not setup.script.exists()
-    assert _changed(ran) == []
+    assert changed_tasks(ran) == []
 
 
 def test_steps_check_apply_then_nothing_to_change(setup, tmp_path):
     proc, ran = _apply(setup, tmp_path / "check", check=True)
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert {"Write the rclone configuration", "Install the backup script"} <= set(_changed(ran))
+    assert {"Write the rclone configuration", "Install the backup script"} <= set(changed_tasks(ran))
     assert not setup.config.exists() and not setup.script.exists()
 
     proc, ran = _apply(setup, tmp_path / "apply")
@@ -211,7 +190,7 @@ def test_steps_check_apply_then_nothing_to_change(setup, tmp_path):
         "Write the rclone configuration",
         "Install the SQLite copy scripts",
         "Install the backup script",
-    } <= set(_changed(ran))
+    } <= set(changed_tasks(ran))
     assert stat.S_IMODE(setup.config.stat().st_mode) == 0o600
     assert stat.S_IMODE(setup.config.parent.stat().st_mode) == 0o700
     conf = setup.config.read_text()
@@ -223,7 +202,7 @@ def test_steps_check_apply_then_nothing_to_change(setup, tmp_path):
 
     proc, ran = _apply(setup, tmp_path / "again")
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert _changed(ran) == []
+    assert changed_tasks(ran) == []
 
 
 def test_artifacts_are_synced_verified_and_old_versions_kept(applied):

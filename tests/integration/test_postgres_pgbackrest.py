@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_playbook
+from conftest import changed_tasks, failure_messages, run_playbook, task_results
 from support.postgres import PostgresServer
 from support.role_template import render_role_template
 from support.s3_servers import seaweedfs_s3  # noqa: F401 - fixture
@@ -132,20 +132,7 @@ def _apply(
     play = {"hosts": "localhost", "gather_facts": False, "tasks": STEPS}
     tmp_path.mkdir(parents=True, exist_ok=True)
     proc = run_playbook([play], tmp_path, variables=setup.variables(**overrides), check=check)
-    ran = []
-    if proc.stdout.startswith("{"):
-        for task in json.loads(proc.stdout)["plays"][0]["tasks"]:
-            result = task["hosts"]["localhost"]
-            ran.append((task["task"]["name"].split(" : ", 1)[-1], result))
-    return proc, ran
-
-
-def _changed(ran: list) -> list[str]:
-    return [name for name, result in ran if result.get("changed") and not result.get("skipped")]
-
-
-def _failure(ran: list) -> str:
-    return next(result.get("msg", "") for _, result in ran if result.get("failed"))
+    return proc, task_results(proc)
 
 
 @pytest.mark.parametrize(
@@ -161,19 +148,19 @@ def _failure(ran: list) -> str:
 def test_bad_repository_fails_before_anything_is_written(setup, tmp_path, overrides, named):
     proc, ran = _apply(setup, tmp_path, **overrides)
     assert proc.returncode != 0
-    message = _failure(ran)
+    message = failure_messages(ran)
     assert named in message, message
     assert "Nothing was changed" in message
     assert setup.s3.secret_key not in proc.stdout
     assert not setup.conf.exists()
-    assert _changed(ran) == []
+    assert changed_tasks(ran) == []
 
 
 def test_steps_check_apply_then_nothing_to_change(setup, tmp_path):
     proc, ran = _apply(setup, tmp_path / "check", check=True)
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert "Write the pgBackRest configuration" in _changed(ran)
-    assert "Install the pgBackRest scripts" in _changed(ran)
+    assert "Write the pgBackRest configuration" in changed_tasks(ran)
+    assert "Install the pgBackRest scripts" in changed_tasks(ran)
     assert not setup.conf.exists() and not setup.backup_script.exists()
 
     proc, ran = _apply(setup, tmp_path / "apply")
@@ -182,7 +169,7 @@ def test_steps_check_apply_then_nothing_to_change(setup, tmp_path):
         "Write the pgBackRest configuration",
         "Create the pgBackRest stanza",
         "Install the pgBackRest scripts",
-    } <= set(_changed(ran))
+    } <= set(changed_tasks(ran))
     assert oct(setup.conf.stat().st_mode & 0o777) == "0o640"
     assert f"repo1-cipher-pass={CIPHER_PASS}" in setup.conf.read_text()
     assert CIPHER_PASS not in proc.stdout and setup.s3.secret_key not in proc.stdout
@@ -196,11 +183,11 @@ def test_steps_check_apply_then_nothing_to_change(setup, tmp_path):
 
     proc, ran = _apply(setup, tmp_path / "again")
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert _changed(ran) == []
+    assert changed_tasks(ran) == []
 
     proc, ran = _apply(setup, tmp_path / "check-again", check=True)
     assert proc.returncode == 0, proc.stdout[-4000:]
-    assert _changed(ran) == []
+    assert changed_tasks(ran) == []
 
 
 def _pg_options(server: PostgresServer) -> str:
