@@ -242,7 +242,7 @@ class Layout(object):
         home = self.effective(host, "mlflow_server_home")
         destination = self.effective(host, "mlflow_server_artifacts_destination") or home + "/artifacts"
         if destination.startswith("s3://"):
-            bucket, _, prefix = destination[len("s3://") :].partition("/")
+            bucket, _slash, prefix = destination[len("s3://") :].partition("/")
             out["backup_artifacts_source_bucket"] = bucket
             out["backup_artifacts_source_prefix"] = prefix.strip("/")
             out["backup_artifacts_source_endpoint_url"] = self.effective(host, "mlflow_server_s3_endpoint_url") or ""

@@ -74,11 +74,11 @@ def _pins(text, which):
 def lock_overlay(base, overlay):
     """The base lock without the overlay's packages, then the overlay's pins."""
     extra = [(name, line) for name, line in _pins(overlay, "overlay") if name]
-    replaced = set(name for name, _ in extra)
+    replaced = set(name for name, _pin in extra)
     if len(replaced) != len(extra):
         raise AnsibleFilterError("lock_overlay: the overlay pins a package twice")
     kept = [line for name, line in _pins(base, "base") if name not in replaced]
-    return "\n".join(kept + [line for _, line in extra]) + "\n"
+    return "\n".join(kept + [line for _pinned, line in extra]) + "\n"
 
 
 class FilterModule(object):
