@@ -11,22 +11,20 @@ scripts/host-deps), started with the ARGS of the role's /etc/default file, reads
 
 from __future__ import annotations
 
-import base64
-import http.client
 import json
 import shlex
 import shutil
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 from ansible_collections.mlops.mlflow.plugins.module_utils import htpasswd_file as hf
 from conftest import find_free_port, run_playbook
-from support.nginx import SiteNginx
+from support.nginx import SiteNginx, http_get
 from support.role_template import render_role_template
+from support.upstream import serve
 
 USER, PASSWORD = "alice", "metrics-alice-password-01"
 EXPORTER = shutil.which("prometheus-nginx-exporter") or "/usr/bin/prometheus-nginx-exporter"
@@ -47,12 +45,8 @@ class _Upstream(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def upstream():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve(_Upstream) as address:
+        yield address
 
 
 @pytest.fixture
@@ -64,16 +58,7 @@ def htpasswd(tmp_path) -> Path:
 
 
 def _get(port: int, path: str, auth: bool = False) -> tuple[int, bytes]:
-    headers = {}
-    if auth:
-        headers["Authorization"] = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
+    return http_get(port, path, USER, PASSWORD) if auth else http_get(port, path)
 
 
 def _site(tmp_path: Path, htpasswd: Path, upstream: str, http_port: int, **overrides) -> tuple[Path, str]:

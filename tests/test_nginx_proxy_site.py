@@ -17,7 +17,7 @@ import ssl
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ from conftest import REPO_ROOT, find_free_port, run_playbook
 from cryptography import x509
 from support.nginx import SiteNginx
 from support.role_template import render_role_template, role_vars
+from support.upstream import serve
 
 USER, PASSWORD = "alice", "site-alice-password-01"
 SERVER_INFO = {"multipart_uploads_enabled": True, "multipart_downloads_enabled": True}
@@ -60,13 +61,8 @@ class _Upstream(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def upstream():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve(_Upstream) as address:
+        yield address
 
 
 def _run_role_tasks(tmp_path: Path, tasks_file: str, variables: dict) -> None:

@@ -28,7 +28,7 @@ import ssl
 import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -37,6 +37,7 @@ from cryptography import x509
 from support.nginx import SiteNginx
 from support.pebble import Pebble
 from support.role_template import render_role_template, role_vars
+from support.upstream import serve
 
 pytestmark = pytest.mark.integration
 
@@ -61,12 +62,8 @@ class _Health(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def upstream():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve(_Health) as address:
+        yield address
 
 
 @pytest.fixture

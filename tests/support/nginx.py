@@ -61,6 +61,21 @@ http {{
 """
 
 
+def http_get(port: int, path: str = "/", user: str | None = None, password: str | None = None) -> tuple[int, bytes]:
+    """GET http://127.0.0.1:<port><path>, with Basic credentials when `user` is given; (status, body)."""
+    headers = {}
+    if user is not None:
+        token = b64encode(f"{user}:{password or ''}".encode()).decode("ascii")
+        headers["Authorization"] = f"Basic {token}"
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
 class NginxError(RuntimeError):
     """nginx refused the configuration or did not start; the message carries its error log."""
 
@@ -151,17 +166,7 @@ class NginxServer:
 
     def request(self, path: str = "/", user: str | None = None, password: str | None = None):
         """GET `path`, with Basic credentials when `user` is given; return (status, body bytes)."""
-        headers = {}
-        if user is not None:
-            token = b64encode(f"{user}:{password or ''}".encode()).decode("ascii")
-            headers["Authorization"] = f"Basic {token}"
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            conn.request("GET", path, headers=headers)
-            response = conn.getresponse()
-            return response.status, response.read()
-        finally:
-            conn.close()
+        return http_get(self.port, path, user, password)
 
     def status(self, path: str = "/", user: str | None = None, password: str | None = None) -> int:
         return self.request(path, user, password)[0]
