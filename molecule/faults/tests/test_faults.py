@@ -325,8 +325,7 @@ class TestHostRestart:
         wait_until(lambda: host.service(running).is_running, 60, f"{running} running")
 
     def test_api_through_nginx(self, client):
-        # 180 s: a fresh mlflow's start took over 60 s at CI's load (the 3 lanes and pytest side by side).
-    wait_until(lambda: api_ok(client), 180, "API through nginx after the restart")
+        wait_until(lambda: api_ok(client), 180, "API through nginx after the restart")
 
     def test_database_rows_intact(self, psql):
         assert {table: psql(f"select count(*) from {table}") for table in STATE["rows"]} == STATE["rows"]
