@@ -33,7 +33,7 @@ from conftest import REPO_ROOT, find_free_port, play_results, run_playbook
 from support.mlflow_auth_server import _wait_healthy, stop
 from support.nginx import SiteNginx
 from support.oidc import browserless_login, oidc_venv_python, running_provider
-from support.role_mlflow_server import shell_environ
+from support.role_mlflow_server import local_server_vars, shell_environ
 from support.role_template import render_role_template
 
 pytestmark = pytest.mark.integration
@@ -62,12 +62,7 @@ NOT_SERVED = ["/docs", "/redoc", "/openapi.json", "/metrics"]
 
 def _role_variables(provider, public_url: str, port: int, home: Path, **overrides) -> dict:
     return {
-        "mlflow_server_host": "127.0.0.1",
-        "mlflow_server_port": port,
-        "mlflow_server_workers": 1,
-        "mlflow_server_home": str(home),
-        "mlflow_server_sqlite_path": str(home / "mlflow.db"),
-        "mlflow_server_artifacts_destination": str(home / "artifacts"),
+        **local_server_vars(port, home),
         "mlflow_server_auth_enabled": True,
         "mlflow_server_auth_type": "oidc",
         "mlflow_server_auth_secret_key": SECRET_KEY,

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from conftest import find_free_port, play_results, run_playbook
 from support.mlflow_auth_server import stop
-from support.role_mlflow_server import shell_environ, start_server
+from support.role_mlflow_server import local_server_vars, shell_environ, start_server
 
 pytestmark = pytest.mark.integration
 
@@ -75,12 +75,7 @@ def role_server(tmp_path):
         home = tmp_path / "home"
         home.mkdir(exist_ok=True)
         variables = {
-            "mlflow_server_host": "127.0.0.1",
-            "mlflow_server_port": port,
-            "mlflow_server_workers": 1,
-            "mlflow_server_home": str(home),
-            "mlflow_server_sqlite_path": str(home / "mlflow.db"),
-            "mlflow_server_artifacts_destination": str(home / "artifacts"),
+            **local_server_vars(port, home),
             **role_vars,
         }
         args, env_file = _render(variables, tmp_path)

@@ -2,6 +2,8 @@
 
 * ``shell_environ(env_file)``: the environment after ``set -a; . env_file`` in /bin/sh (what the
   start script, and systemd's EnvironmentFile with the role's quoting, hand mlflow).
+* ``local_server_vars(port, home)``: the role variables of a one-worker server on 127.0.0.1:port
+  with its SQLite store and artifacts under ``home``.
 * ``start_server(args, environ, home, url, log)``: ``mlflow <args>`` in its own session, output
   appended to ``log``; returns once ``url``/health answers.
 """
@@ -18,6 +20,17 @@ from support.mlflow_auth_server import _wait_healthy
 
 MLFLOW = Path(sys.executable).parent / "mlflow"
 ENV_PROBE = "import json, os; print(json.dumps(dict(os.environ)))"
+
+
+def local_server_vars(port: int, home: Path) -> dict:
+    return {
+        "mlflow_server_host": "127.0.0.1",
+        "mlflow_server_port": port,
+        "mlflow_server_workers": 1,
+        "mlflow_server_home": str(home),
+        "mlflow_server_sqlite_path": str(home / "mlflow.db"),
+        "mlflow_server_artifacts_destination": str(home / "artifacts"),
+    }
 
 
 def shell_environ(env_file: Path) -> dict[str, str]:
