@@ -20,6 +20,7 @@ import pytest
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.optional,
     pytest.mark.skipif(os.environ.get("MLOPS_LARGE_ARTIFACTS") != "1", reason="set MLOPS_LARGE_ARTIFACTS=1 (slow)"),
 ]
 

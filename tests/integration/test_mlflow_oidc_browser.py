@@ -22,7 +22,7 @@ import pytest
 import requests
 from integration.test_mlflow_oidc import ALICE, OTTO, oidc_site  # noqa: F401 - fixture
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
@@ -61,6 +61,24 @@ def _browser():
         driver.quit()
 
 
+def _wait(driver) -> WebDriverWait:
+    """A wait that looks again when React re-renders an element between finding and reading it."""
+    return WebDriverWait(driver, WAIT, ignored_exceptions=(StaleElementReferenceException,))
+
+
+def _click(driver, locator) -> None:
+    """Click the element at `locator` once it is clickable, finding it again if a re-render replaced it."""
+
+    def clicked(d) -> bool:
+        element = ec.element_to_be_clickable(locator)(d)
+        if not element:
+            return False
+        element.click()
+        return True
+
+    _wait(driver).until(clicked)
+
+
 def _seen(driver) -> str:
     """What the browser shows, for an assertion's message."""
     try:
@@ -70,34 +88,36 @@ def _seen(driver) -> str:
     return f"at {driver.current_url}: {text[:1500]!r}"
 
 
-def _sign_in_page(driver):
-    """The login button of mlflow-oidc-auth's sign-in page, where it sends a browser without a session."""
-    login = (By.XPATH, "//button[normalize-space()='Login with OIDC']")
+LOGIN = (By.XPATH, "//button[normalize-space()='Login with OIDC']")
+
+
+def _sign_in_page(driver) -> None:
+    """Wait for mlflow-oidc-auth's sign-in page (its login button), where it sends a browser without a session."""
     try:
-        WebDriverWait(driver, WAIT).until(ec.element_to_be_clickable(login))
+        _wait(driver).until(ec.element_to_be_clickable(LOGIN))
     except TimeoutException:
         pytest.fail(f"the site did not show its sign-in page {_seen(driver)}")
     assert urlsplit(driver.current_url).path.startswith("/oidc/ui"), _seen(driver)
-    return driver.find_element(*login)
 
 
 def _sign_in_at_the_provider(driver, url: str, provider, sub: str) -> None:
     """Open the public site, follow it to the provider's form and sign in there as `sub`."""
     driver.get(f"{url}/")
-    _sign_in_page(driver).click()
+    _sign_in_page(driver)
+    _click(driver, LOGIN)
     try:
-        WebDriverWait(driver, WAIT).until(ec.url_contains(f"{provider.issuer}/oauth2/authorize"))
-        WebDriverWait(driver, WAIT).until(ec.visibility_of_element_located((By.NAME, "sub")))
+        _wait(driver).until(ec.url_contains(f"{provider.issuer}/oauth2/authorize"))
+        _wait(driver).until(ec.visibility_of_element_located((By.NAME, "sub")))
     except TimeoutException:
         pytest.fail(f"the sign-in page did not send the browser to the provider's login form {_seen(driver)}")
     assert driver.find_element(By.TAG_NAME, "h1").text == "Authorize Client", _seen(driver)
     assert provider.client_id in driver.find_element(By.TAG_NAME, "body").text, _seen(driver)
     driver.find_element(By.NAME, "sub").send_keys(sub)
-    driver.find_element(By.XPATH, "//button[@type='submit' and normalize-space()='Authorize']").click()
+    _click(driver, (By.XPATH, "//button[@type='submit' and normalize-space()='Authorize']"))
     # Back from the provider, on the public site.
     site = urlsplit(url).netloc
     try:
-        WebDriverWait(driver, WAIT).until(lambda d: urlsplit(d.current_url).netloc == site)
+        _wait(driver).until(lambda d: urlsplit(d.current_url).netloc == site)
     except TimeoutException:
         pytest.fail(f"the provider did not send the browser back to the site {_seen(driver)}")
 
@@ -115,7 +135,7 @@ def test_allowed_user_logs_in_through_the_provider_and_sees_the_experiments(oidc
         _sign_in_at_the_provider(driver, url, provider, ALICE)
         driver.get(f"{url}/#/experiments")
         try:
-            WebDriverWait(driver, WAIT).until(
+            _wait(driver).until(
                 ec.visibility_of_element_located((By.XPATH, f"//a[normalize-space()='{name}']"))
             )
         except TimeoutException:
@@ -132,7 +152,7 @@ def test_user_outside_the_allowed_groups_is_refused_in_the_browser(oidc_site):  
     with _browser() as driver:
         _sign_in_at_the_provider(driver, url, provider, OTTO)
         try:
-            WebDriverWait(driver, WAIT).until(
+            _wait(driver).until(
                 ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "User is not allowed to login")
             )
         except TimeoutException:

@@ -25,6 +25,7 @@ BINARIES = {name: os.environ.get(name, "") for name in ("MLOPS_MINIO_BINARY", "M
 MISSING = [name for name, path in BINARIES.items() if not (path and os.access(path, os.X_OK))]
 
 
+@pytest.mark.optional
 @pytest.mark.skipif(
     bool(MISSING),
     reason=(
