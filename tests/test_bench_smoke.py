@@ -57,7 +57,7 @@ def results(tmp_path_factory) -> Path:
     }
     failures = []
     for name, proc in procs.items():
-        output, _ = proc.communicate(timeout=300)
+        output, _ = proc.communicate(timeout=900)  # a wait, not a measure: CI runs it beside molecule
         if proc.returncode != 0:
             failures.append(f"{name} exited {proc.returncode}:\n{output[-4000:]}")
     assert not failures, "\n\n".join(failures)

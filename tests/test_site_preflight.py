@@ -117,14 +117,25 @@ def test_incomplete_layout_stops_in_preflight_naming_what_is_missing(site, group
     _nothing_touched(report)
 
 
+OIDC = {
+    "mlops_auth": "oidc",
+    "mlops_oidc_issuer": "https://login.team.example/realms/ml",
+    "mlops_oidc_client_id": "team-mlflow",
+    "mlops_oidc_client_secret": "user-oidc-client-secret-01",
+    "mlops_mlflow_secret_key": "o" * 40,
+}
 LEFT_OUT = [(name, {}) for name in SECRETS] + [
     ("mlops_mlflow_admin_password", AUTH),
     ("mlops_mlflow_secret_key", AUTH),
+    ("mlops_oidc_client_secret", OIDC),
+    ("mlops_mlflow_secret_key", OIDC),
 ]
 
 
 @pytest.mark.parametrize(
-    ("secret", "knobs"), LEFT_OUT, ids=[f"{name}{'-auth' if knobs else ''}" for name, knobs in LEFT_OUT]
+    ("secret", "knobs"),
+    LEFT_OUT,
+    ids=[f"{name}{'-' + str(knobs.get('mlops_auth', 'auth')) if knobs else ''}" for name, knobs in LEFT_OUT],
 )
 def test_each_secret_left_out_stops_before_any_change_naming_it(site, secret, knobs, tmp_path):
     secrets = {name: value for name, value in {**SECRETS, **knobs}.items() if name != secret}
@@ -134,7 +145,43 @@ def test_each_secret_left_out_stops_before_any_change_naming_it(site, secret, kn
     assert f"Define {secret} in your inventory" in message
     # Named as the user writes it, never as a role's internal variable; no secret echoed.
     assert not [word for word in ("postgres_db_password", "object_store_", "nginx_proxy_users") if word in message]
-    assert not [value for value in (*SECRETS.values(), *AUTH.values()) if isinstance(value, str) and value in message]
+    secret_values = [
+        *SECRETS.values(),
+        *AUTH.values(),
+        OIDC["mlops_oidc_client_secret"],
+        OIDC["mlops_mlflow_secret_key"],
+    ]
+    assert not [value for value in secret_values if isinstance(value, str) and value in message]
+    _nothing_touched(report)
+
+
+def test_oidc_needs_no_nginx_users_and_hands_each_layer_its_part(site, tmp_path):
+    # A team signing in at its identity provider: no mlops_users, the client secret in the vault.
+    secrets = {name: value for name, value in {**SECRETS, **OIDC}.items() if name != "mlops_users"}
+    inventory = _inventory(tmp_path, ALL_IN_ONE, secrets=secrets, extra="mlops_public_https_port=8443")
+    # A tag no role task has: the layout play (tagged always) runs, no host is contacted (the roles'
+    # own OIDC preflight reads the provider from the server host, which this test does not reach).
+    rc, report = site(inventory, "--tags", "mlops-layout-only")
+    assert rc == 0, report["stats"]
+    _nothing_touched(report)
+    derived = _derived(report)["mlflow1"]
+    assert derived["mlflow_server_auth_type"] == "oidc" and derived["mlflow_server_auth_enabled"] is True
+    assert derived["nginx_proxy_auth"] == "oidc"
+    assert derived["mlflow_server_auth_oidc_issuer"] == OIDC["mlops_oidc_issuer"]
+    assert derived["mlflow_server_auth_oidc_client_id"] == "team-mlflow"
+    assert derived["mlflow_server_auth_oidc_public_url"] == "https://mlflow1:8443"
+    assert "nginx_proxy_users" not in derived
+    # The client secret goes with the secrets (no_log), never in the plain loop's output.
+    assert OIDC["mlops_oidc_client_secret"] not in str(report["plays"])
+
+
+@pytest.mark.parametrize("knob", ["mlops_oidc_issuer", "mlops_oidc_client_id"])
+def test_oidc_without_its_provider_stops_in_the_layout_step_naming_the_knob(site, knob, tmp_path):
+    secrets = {name: value for name, value in {**SECRETS, **OIDC}.items() if name != knob}
+    rc, report = site(_inventory(tmp_path, ALL_IN_ONE, secrets=secrets))
+    assert rc != 0
+    messages = _failed_messages(report)
+    assert any(f"set {knob}" in message for message in messages), messages
     _nothing_touched(report)
 
 

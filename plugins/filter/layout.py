@@ -54,6 +54,22 @@ PROFILES = {
 # mlops_db_engine: the role the mlflow_db host runs, and the backend the mlflow servers reach it with.
 ENGINES = {"postgresql": ("postgres", "postgresql"), "mariadb": ("mariadb", "mysql")}
 
+# mlops_auth: who checks logins. basic: nginx against mlops_users (mlops_mlflow_auth adds MLflow's
+# basic-auth app and its permissions behind it). oidc: mlflow-oidc-auth, at the OpenID Connect
+# provider mlops_oidc_issuer names; nginx passes requests on and the app refuses those without a
+# session or token.
+AUTH_MODES = ("basic", "oidc")
+# The OIDC knobs, by the mlflow_server variable each feeds (mlops_oidc_client_secret is a secret, below).
+OIDC_KNOBS = (
+    ("mlops_oidc_issuer", "mlflow_server_auth_oidc_issuer", True),
+    ("mlops_oidc_client_id", "mlflow_server_auth_oidc_client_id", True),
+    ("mlops_oidc_allowed_groups", "mlflow_server_auth_oidc_allowed_groups", False),
+    ("mlops_oidc_admin_groups", "mlflow_server_auth_oidc_admin_groups", False),
+    ("mlops_oidc_group_permissions", "mlflow_server_auth_oidc_group_permissions", False),
+    ("mlops_oidc_groups_claim", "mlflow_server_auth_oidc_groups_claim", False),
+    ("mlops_oidc_database_uri", "mlflow_server_auth_oidc_database_uri", False),
+)
+
 # Collection-level knobs that map one-to-one onto a role variable of the hosts in a group
 # (a variable of a database role only for the engine that runs it).
 KNOBS = (
@@ -88,9 +104,16 @@ SECRETS = (
     ("mlops_s3_mlflow_secret_key", "object_store_mlflow_secret_key", STORE, "always", "mlflow's S3 secret"),
     ("mlops_s3_mlflow_access_key", "mlflow_server_s3_access_key", SERVER, "store_host", "mlflow's S3 key"),
     ("mlops_s3_mlflow_secret_key", "mlflow_server_s3_secret_key", SERVER, "store_host", "mlflow's S3 secret"),
-    ("mlops_users", "nginx_proxy_users", PROXY, "always", "the users nginx lets in (name and password)"),
+    ("mlops_users", "nginx_proxy_users", PROXY, "basic", "the users nginx lets in (name and password)"),
     ("mlops_mlflow_admin_password", "mlflow_server_auth_admin_password", SERVER, "auth", "the auth app's admin"),
-    ("mlops_mlflow_secret_key", "mlflow_server_auth_secret_key", SERVER, "auth", "the auth app's CSRF key"),
+    ("mlops_mlflow_secret_key", "mlflow_server_auth_secret_key", SERVER, "any_auth", "the auth app's session key"),
+    (
+        "mlops_oidc_client_secret",
+        "mlflow_server_auth_oidc_client_secret",
+        SERVER,
+        "oidc",
+        "the client secret registered at the OIDC provider",
+    ),
 )
 
 # Role variables that carry a secret: set with no_log.
@@ -102,6 +125,7 @@ SECRET_VARS = frozenset(
         "s3_iam_admin_secret_key",
         "mlflow_server_auth_users",
         "mlflow_server_backend_store_uri",
+        "mlflow_server_auth_oidc_database_uri",
     ]
 )
 
@@ -190,9 +214,28 @@ class Layout(object):
             )
         return engine
 
+    def auth_mode(self, host):
+        """mlops_auth on host: basic (the default) or oidc; mlops_mlflow_auth belongs to basic only."""
+        mode = self.get(host, "mlops_auth") or "basic"
+        if mode not in AUTH_MODES:
+            raise AnsibleFilterError(
+                "mlops_auth is %r on %s; it must be one of: %s" % (mode, host, ", ".join(AUTH_MODES))
+            )
+        if mode == "oidc" and self.get(host, "mlops_mlflow_auth", False):
+            raise AnsibleFilterError(
+                "mlops_mlflow_auth is true on %s, with mlops_auth: oidc: MLflow's basic-auth app and "
+                "mlflow-oidc-auth exclude each other (oidc grants permissions by group); "
+                "leave mlops_mlflow_auth unset" % (host,)
+            )
+        return mode
+
     def condition(self, when, host):
         if when == "always":
             return True
+        if when in AUTH_MODES:
+            return self.auth_mode(host) == when
+        if when == "any_auth":
+            return self.auth_mode(host) == "oidc" or bool(self.get(host, "mlops_mlflow_auth", False))
         if when in ENGINES:
             return when == self.engine()
         if when == "db_host":
@@ -256,9 +299,59 @@ class Layout(object):
             path = self.effective(host, "mlflow_server_sqlite_path") or home + "/mlflow.db"
             stores = [{"name": "mlflow", "path": path}]
             auth_uri = self.effective(host, "mlflow_server_auth_database_uri") or "sqlite:///" + home + "/basic_auth.db"
-            if self.effective(host, "mlflow_server_auth_enabled") and auth_uri.startswith("sqlite:////"):
+            if (
+                self.effective(host, "mlflow_server_auth_enabled")
+                and self.effective(host, "mlflow_server_auth_type") != "oidc"
+                and auth_uri.startswith("sqlite:////")
+            ):
                 stores.append({"name": "basic_auth", "path": auth_uri[len("sqlite:///") :]})
             out["backup_stores"] = stores
+        if (
+            self.effective(host, "mlflow_server_auth_enabled")
+            and self.effective(host, "mlflow_server_auth_type") == "oidc"
+        ):
+            # mlflow-oidc-auth keeps users, groups, grants and tokens in a database of its own,
+            # SQLite in the server's home unless mlops_oidc_database_uri names another.
+            oidc_uri = (
+                self.effective(host, "mlflow_server_auth_oidc_database_uri") or "sqlite:///" + home + "/oidc_auth.db"
+            )
+            if oidc_uri.startswith("sqlite:////"):
+                out["backup_stores"] = out.get("backup_stores", []) + [
+                    {"name": "oidc_auth", "path": oidc_uri[len("sqlite:///") :]}
+                ]
+        return out
+
+    def _oidc(self, host, public_name):
+        """An mlflow server's variables for mlops_auth: oidc (mlflow-oidc-auth as the server's app)."""
+        out = {"mlflow_server_auth_enabled": True, "mlflow_server_auth_type": "oidc"}
+        for knob, role_var, required in OIDC_KNOBS:
+            value = self.get(host, knob)
+            if value not in (None, "", [], {}):
+                out[role_var] = value
+            elif required and not self.is_set(host, role_var):
+                raise AnsibleFilterError(
+                    "mlops_auth is oidc on %s: set %s (%s)"
+                    % (
+                        host,
+                        knob,
+                        "the provider's issuer URL" if knob.endswith("issuer") else "the client registered there",
+                    )
+                )
+        if self.get(host, "mlops_oidc_client_secret"):
+            out["mlflow_server_auth_oidc_client_secret"] = self.get(host, "mlops_oidc_client_secret")
+        if len(self.group(SERVER)) > 1 and not (
+            self.get(host, "mlops_oidc_database_uri") or self.is_set(host, "mlflow_server_auth_oidc_database_uri")
+        ):
+            raise AnsibleFilterError(
+                "mlops_auth is oidc with %d mlflow servers: set mlops_oidc_database_uri to a database they share "
+                "(each would keep its own SQLite users, grants and tokens)" % len(self.group(SERVER))
+            )
+        # The login callback the provider sends browsers back to: the public site.
+        port = self.get(host, "mlops_public_https_port") or 443
+        out["mlflow_server_auth_oidc_public_url"] = "https://%s%s" % (
+            public_name,
+            "" if int(port) == 443 else ":%s" % port,
+        )
         return out
 
     def derive(self, host):
@@ -347,15 +440,20 @@ class Layout(object):
                     derived["mlops_layout_s3_key_host"] = iam_host
             derived["mlflow_server_host"] = self.private_address(host) if self.others(PROXY, host) else "127.0.0.1"
             derived["mlflow_server_public_hostnames"] = [public_name]
-            auth = bool(self.get(host, "mlops_mlflow_auth", False))
-            derived["mlflow_server_auth_enabled"] = auth
-            if auth and self.is_set(host, "mlops_users"):
-                derived["mlflow_server_auth_users"] = self.get(host, "mlops_users")
+            if self.auth_mode(host) == "oidc":
+                derived.update(self._oidc(host, public_name))
+            else:
+                auth = bool(self.get(host, "mlops_mlflow_auth", False))
+                derived["mlflow_server_auth_enabled"] = auth
+                if auth and self.is_set(host, "mlops_users"):
+                    derived["mlflow_server_auth_users"] = self.get(host, "mlops_users")
             derived.update(self._backup_sources(host))
         if PROXY in memberships:
             derived["nginx_proxy_upstreams"] = [self._upstream(server) for server in self.group(SERVER)]
             derived["nginx_proxy_server_name"] = public_name
-            if self.is_set(host, "mlops_users"):
+            if self.auth_mode(host) == "oidc":
+                derived["nginx_proxy_auth"] = "oidc"
+            elif self.is_set(host, "mlops_users"):
                 users = list(self.get(host, "mlops_users") or [])
                 if self.get(host, "mlops_mlflow_auth", False):
                     # The auth app's admin logs in through nginx too.

@@ -328,3 +328,110 @@ def test_a_mariadb_password_set_on_the_role_is_not_missing():
 def test_an_unknown_engine_is_refused():
     with pytest.raises(AnsibleFilterError, match="mlops_db_engine"):
         layout("pi", _hostvars(ALL_IN_ONE, common={**SECRETS, "mlops_db_engine": "oracle"}), ALL_IN_ONE)
+
+
+OIDC = {
+    "mlops_auth": "oidc",
+    "mlops_oidc_issuer": "https://login.example.org/realms/ml",
+    "mlops_oidc_client_id": "mlflow",
+    "mlops_oidc_client_secret": "oidc-client-secret-0001",
+    "mlops_mlflow_secret_key": "k" * 32,
+}
+BASIC_ONLY = {k: v for k, v in SECRETS.items() if k != "mlops_users"}
+
+
+def test_oidc_runs_mlflow_oidc_auth_behind_an_nginx_that_checks_no_password():
+    groups = {"ml-team": "EDIT", "viewers": "READ"}
+    common = {
+        **BASIC_ONLY,
+        **OIDC,
+        "mlops_oidc_allowed_groups": ["ml-team", "viewers"],
+        "mlops_oidc_admin_groups": ["ml-admins"],
+        "mlops_oidc_group_permissions": groups,
+        "mlops_oidc_groups_claim": "roles",
+        "mlops_public_hostname": "mlflow.example.org",
+    }
+    hostvars = _hostvars(ALL_IN_ONE, common=common)
+    plain, secret = layout("pi", hostvars, ALL_IN_ONE), layout("pi", hostvars, ALL_IN_ONE, secrets=True)
+    assert layout_missing(hostvars, ALL_IN_ONE) == []  # no mlops_users, no admin password
+    assert plain["mlflow_server_auth_enabled"] is True
+    assert plain["mlflow_server_auth_type"] == "oidc"
+    assert plain["nginx_proxy_auth"] == "oidc"
+    assert plain["mlflow_server_auth_oidc_issuer"] == OIDC["mlops_oidc_issuer"]
+    assert plain["mlflow_server_auth_oidc_client_id"] == "mlflow"
+    assert plain["mlflow_server_auth_oidc_allowed_groups"] == ["ml-team", "viewers"]
+    assert plain["mlflow_server_auth_oidc_admin_groups"] == ["ml-admins"]
+    assert plain["mlflow_server_auth_oidc_group_permissions"] == groups
+    assert plain["mlflow_server_auth_oidc_groups_claim"] == "roles"
+    # The callback the provider sends browsers back to is the public site's.
+    assert plain["mlflow_server_auth_oidc_public_url"] == "https://mlflow.example.org"
+    assert secret["mlflow_server_auth_oidc_client_secret"] == OIDC["mlops_oidc_client_secret"]
+    assert secret["mlflow_server_auth_secret_key"] == "k" * 32
+    assert "mlflow_server_auth_oidc_client_secret" not in plain
+    for basic in ("nginx_proxy_users", "mlflow_server_auth_users", "mlflow_server_auth_admin_password"):
+        assert basic not in plain and basic not in secret
+
+
+def test_oidc_leaves_the_role_defaults_of_what_the_user_did_not_set():
+    plain = layout("pi", _hostvars(ALL_IN_ONE, common={**BASIC_ONLY, **OIDC}), ALL_IN_ONE)
+    for role_default in ("allowed_groups", "admin_groups", "group_permissions", "groups_claim", "database_uri"):
+        assert f"mlflow_server_auth_oidc_{role_default}" not in plain
+
+
+def test_oidc_public_url_carries_a_published_port_and_the_user_may_set_it():
+    common = {**BASIC_ONLY, **OIDC, "mlops_public_https_port": 8443}
+    hostvars = _hostvars(ALL_IN_ONE, common=common)
+    assert layout("pi", hostvars, ALL_IN_ONE)["mlflow_server_auth_oidc_public_url"] == "https://pi:8443"
+    hostvars["pi"]["mlflow_server_auth_oidc_public_url"] = "https://ml.example.org"
+    assert "mlflow_server_auth_oidc_public_url" not in layout("pi", hostvars, ALL_IN_ONE)
+
+
+@pytest.mark.parametrize("knob", ["mlops_oidc_client_secret", "mlops_mlflow_secret_key"])
+def test_oidc_secrets_left_out_are_named(knob):
+    hostvars = _hostvars(ALL_IN_ONE, common={k: v for k, v in {**BASIC_ONLY, **OIDC}.items() if k != knob})
+    assert [entry["name"] for entry in layout_missing(hostvars, ALL_IN_ONE)] == [knob]
+
+
+@pytest.mark.parametrize("knob", ["mlops_oidc_issuer", "mlops_oidc_client_id"])
+def test_oidc_without_the_provider_or_the_client_is_refused_naming_the_knob(knob):
+    hostvars = _hostvars(ALL_IN_ONE, common={k: v for k, v in {**BASIC_ONLY, **OIDC}.items() if k != knob})
+    with pytest.raises(AnsibleFilterError, match=f"mlops_auth is oidc on pi: set {knob}"):
+        layout("pi", hostvars, ALL_IN_ONE)
+
+
+def test_an_unknown_auth_mode_and_oidc_with_the_basic_auth_app_are_refused():
+    with pytest.raises(AnsibleFilterError, match="mlops_auth is 'ldap' on pi; it must be one of: basic, oidc"):
+        layout("pi", _hostvars(ALL_IN_ONE, common={**SECRETS, "mlops_auth": "ldap"}), ALL_IN_ONE)
+    both = _hostvars(ALL_IN_ONE, common={**BASIC_ONLY, **OIDC, "mlops_mlflow_auth": True})
+    with pytest.raises(AnsibleFilterError, match="mlops_mlflow_auth is true on pi, with mlops_auth: oidc"):
+        layout("pi", both, ALL_IN_ONE)
+
+
+def test_oidc_with_two_servers_needs_a_shared_database():
+    hostvars = _hostvars(SPLIT, common={**BASIC_ONLY, **OIDC}, addresses=ADDRESSES)
+    with pytest.raises(AnsibleFilterError, match="set mlops_oidc_database_uri to a database they share"):
+        layout("m1", hostvars, SPLIT)
+    uri = "postgresql://oidc:pw@10.0.0.11/oidc"
+    hostvars = _hostvars(SPLIT, common={**BASIC_ONLY, **OIDC, "mlops_oidc_database_uri": uri}, addresses=ADDRESSES)
+    assert layout("m1", hostvars, SPLIT, secrets=True)["mlflow_server_auth_oidc_database_uri"] == uri
+    assert "backup_stores" not in layout("m1", hostvars, SPLIT)  # not a SQLite file of this host
+    assert layout("px", hostvars, SPLIT)["nginx_proxy_auth"] == "oidc"
+
+
+def test_oidc_database_in_sqlite_is_backed_up_with_the_other_stores():
+    plain = layout("pi", _hostvars(ALL_IN_ONE, common={**BASIC_ONLY, **OIDC}), ALL_IN_ONE)
+    assert plain["backup_stores"] == [{"name": "oidc_auth", "path": "/var/lib/mlflow/oidc_auth.db"}]
+    sqlite_only = {"mlflow_server": ["pi"], "mlflow_proxy": ["pi"]}
+    plain = layout("pi", _hostvars(sqlite_only, common={**BASIC_ONLY, **OIDC}), sqlite_only)
+    assert plain["backup_stores"] == [
+        {"name": "mlflow", "path": "/var/lib/mlflow/mlflow.db"},
+        {"name": "oidc_auth", "path": "/var/lib/mlflow/oidc_auth.db"},
+    ]
+
+
+def test_basic_stays_the_default_and_needs_the_users():
+    hostvars = _hostvars(ALL_IN_ONE, common=BASIC_ONLY)
+    assert [entry["name"] for entry in layout_missing(hostvars, ALL_IN_ONE)] == ["mlops_users"]
+    plain = layout("pi", _hostvars(ALL_IN_ONE), ALL_IN_ONE)
+    assert "nginx_proxy_auth" not in plain and "mlflow_server_auth_type" not in plain
+    assert plain["mlflow_server_auth_enabled"] is False
