@@ -1,9 +1,13 @@
 # mlops.mlflow developer entry points. Run from a fresh Debian machine as root
 # (or a user with passwordless sudo).
-.PHONY: test test-quick test-arm64 test-trixie test-mariadb lint venv image demo demo-down bench
+.PHONY: test test-extended test-quick test-arm64 test-trixie test-mariadb lint venv image demo demo-down bench
 
 test:  ## The whole suite: lint, sanity, pytest (unit + real services), every molecule scenario
 	scripts/test
+
+test-extended:  ## Opt-in: the heavier scenarios make test leaves out for CI's time (onprem, faults, container, aws, restore, allinone, upgrade)
+	scripts/engine-bootstrap && scripts/build-test-image && scripts/build-container-base && scripts/wheelhouse
+	PATH="$(CURDIR)/.venv/bin:$$PATH" molecule test -s onprem -s faults -s container -s aws -s restore -s allinone -s upgrade
 
 test-quick:  ## Everything but the Docker engine, image and molecule
 	scripts/test --quick

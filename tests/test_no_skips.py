@@ -53,4 +53,4 @@ def test_an_optional_test_may_skip_under_make_test():
 
 
 def test_scripts_test_sets_it():
-    assert 'MLOPS_NO_SKIPS=1 pytest tests' in (HERE.parent.parent / "scripts" / "test").read_text()
+    assert "MLOPS_NO_SKIPS=1 pytest tests" in (HERE.parent.parent / "scripts" / "test").read_text()

@@ -18,7 +18,14 @@ from conftest import REPO_ROOT, play_results, run_user_playbook
 
 EXAMPLES = REPO_ROOT / "docs" / "examples"
 LAYOUT_PLAY = "Check the inventory describes a complete layout"
-ADDRESSES = {"db": "10.9.0.11", "s3": "10.9.0.12", "mlflow1": "10.9.0.21", "mlflow2": "10.9.0.22", "proxy": "10.9.0.30"}
+ADDRESSES = {
+    "db": "10.9.0.11",
+    "s3": "10.9.0.12",
+    "mlflow1": "10.9.0.21",
+    "mlflow2": "10.9.0.22",
+    "proxy": "10.9.0.30",
+    "mon": "10.9.0.40",
+}
 UNREACHED = "ansible_host=127.0.0.1 ansible_port=9"
 SECRETS = {
     "mlops_db_password": "user-db-secret-0001",
@@ -183,6 +190,26 @@ def test_oidc_without_its_provider_stops_in_the_layout_step_naming_the_knob(site
     messages = _failed_messages(report)
     assert any(f"set {knob}" in message for message in messages), messages
     _nothing_touched(report)
+
+
+def test_a_monitoring_host_is_all_it_takes_to_turn_the_exporters_on(site, tmp_path):
+    groups = {**SPLIT, "mlflow_proxy": ["proxy"], "mlflow_monitoring": ["mon"]}
+    rc, report = site(_inventory(tmp_path, groups), "--tags", "mlops-layout-only")
+    assert rc == 0, report["stats"]
+    _nothing_touched(report)
+    derived = _derived(report)
+    assert derived["db"]["postgres_exporter_listen"] == "10.9.0.11:9187"
+    assert derived["s3"]["object_store_metrics_address"] == "10.9.0.12"
+    assert derived["mlflow2"]["mlflow_server_metrics_enabled"] is True
+    assert derived["proxy"]["nginx_proxy_exporter_listen"] == "10.9.0.30:9113"
+    assert {host: derived[host]["common_node_exporter_listen"] for host in ("db", "mlflow1")} == {
+        "db": "10.9.0.11:9100",
+        "mlflow1": "10.9.0.21:9100",
+    }
+    # Without mlops_private_address a monitored host stops the run, named.
+    rc, report = site(_inventory(tmp_path / "no-address", {**ALL_IN_ONE, "mlflow_monitoring": ["mon"]}, private=False))
+    assert rc != 0
+    assert any("mlflow1 is reached by other hosts" in message for message in _failed_messages(report))
 
 
 @pytest.mark.parametrize("example", ["pi", "onprem", "aws"])

@@ -24,6 +24,7 @@ STORE = "mlflow_object_store"
 SERVER = "mlflow_server"
 PROXY = "mlflow_proxy"
 S3_IAM = "mlflow_s3_iam"
+MONITORING = "mlflow_monitoring"
 
 # Defaults of the roles that other hosts' derived values read (the roles' defaults/main.yml).
 ROLE_DEFAULTS = {
@@ -36,6 +37,19 @@ ROLE_DEFAULTS = {
     "s3_iam_prefix": "artifacts",
     "mlflow_server_home": "/var/lib/mlflow",
     "mlflow_server_s3_region": "us-east-1",
+    "monitoring_node_exporter_port": 9100,
+    "monitoring_postgres_exporter_port": 9187,
+    "monitoring_nginx_exporter_port": 9113,
+}
+
+# With a mlflow_monitoring host, the exporter of each group (the monitoring role scrapes them):
+# group -> [(enabled variable, listen variable, the monitoring host's port variable or None)].
+# A listen variable with no port variable takes an address alone (SeaweedFS's -metricsIp).
+EXPORTERS = {
+    DB: [("postgres_exporter_enabled", "postgres_exporter_listen", "monitoring_postgres_exporter_port")],
+    STORE: [("object_store_metrics_enabled", "object_store_metrics_address", None)],
+    SERVER: [("mlflow_server_metrics_enabled", None, None)],
+    PROXY: [("nginx_proxy_metrics_enabled", "nginx_proxy_exporter_listen", "monitoring_nginx_exporter_port")],
 }
 
 # mlops_profile: role settings for a kind of host. pi: the whole stack within 1 GiB under 16 busy
@@ -257,7 +271,25 @@ class Layout(object):
         if db:
             reached += [server for server in servers if server not in db]
         reached += servers if len(proxies) > 1 else [server for server in servers if server not in proxies]
+        # Prometheus on a monitoring host scrapes the exporters of every other host of the layout.
+        reached += [host for host in self.monitored() if self.scraped_from_elsewhere(host)]
         return [host for index, host in enumerate(reached) if host not in reached[:index]]
+
+    def monitored(self):
+        """The hosts a mlflow_monitoring host scrapes: every host of the layout's groups, once."""
+        if not self.group(MONITORING):
+            return []
+        if len(self.group(MONITORING)) > 1:
+            raise AnsibleFilterError(
+                "The group mlflow_monitoring takes one host (Prometheus and its alert rules), got: %s"
+                % ", ".join(self.group(MONITORING))
+            )
+        hosts = [host for group in (DB, STORE, SERVER, PROXY) for host in self.group(group)]
+        return [host for index, host in enumerate(hosts) if host not in hosts[:index]]
+
+    def scraped_from_elsewhere(self, host):
+        """True when a monitoring host other than host scrapes it (its exporters listen privately)."""
+        return bool(self.others(MONITORING, host))
 
     def missing(self):
         """The secrets nobody defined: [{'name': mlops var, 'hosts': [...], 'why': text}], in order."""
@@ -354,6 +386,27 @@ class Layout(object):
         )
         return out
 
+    def _exporters(self, host, memberships):
+        """With a mlflow_monitoring host: host's exporters on, on loopback or its private address."""
+        if host not in self.monitored():
+            return {}
+        monitor = self.first(MONITORING)
+        bind = self.private_address(host) if self.scraped_from_elsewhere(host) else "127.0.0.1"
+        out = {
+            "common_node_exporter_enabled": True,
+            "common_node_exporter_listen": upstream_address(
+                bind, self.effective(monitor, "monitoring_node_exporter_port")
+            ),
+        }
+        for group in memberships:
+            for enabled, listen, port_var in EXPORTERS.get(group, []):
+                if group == DB and self.engine() != "postgresql":
+                    continue  # no MariaDB exporter yet: the monitoring role scrapes none there
+                out[enabled] = True
+                if listen:
+                    out[listen] = upstream_address(bind, self.effective(monitor, port_var)) if port_var else bind
+        return out
+
     def derive(self, host):
         """Every role variable the layout sets on host (before the user's own values are taken out)."""
         if host in self._derived:
@@ -438,7 +491,9 @@ class Layout(object):
                 if self.effective(iam_host, "s3_iam_mode") == "access_key":
                     # The key exists once s3_iam ran: site.yml hands it over after that play.
                     derived["mlops_layout_s3_key_host"] = iam_host
-            derived["mlflow_server_host"] = self.private_address(host) if self.others(PROXY, host) else "127.0.0.1"
+            # Private when a proxy, or Prometheus on a monitoring host, on another host reaches it.
+            private = self.others(PROXY, host) or (host in self.monitored() and self.scraped_from_elsewhere(host))
+            derived["mlflow_server_host"] = self.private_address(host) if private else "127.0.0.1"
             derived["mlflow_server_public_hostnames"] = [public_name]
             if self.auth_mode(host) == "oidc":
                 derived.update(self._oidc(host, public_name))
@@ -464,6 +519,7 @@ class Layout(object):
                         }
                     )
                 derived["nginx_proxy_users"] = users
+        derived.update(self._exporters(host, memberships))
         return derived
 
 

@@ -135,9 +135,7 @@ def test_allowed_user_logs_in_through_the_provider_and_sees_the_experiments(oidc
         _sign_in_at_the_provider(driver, url, provider, ALICE)
         driver.get(f"{url}/#/experiments")
         try:
-            _wait(driver).until(
-                ec.visibility_of_element_located((By.XPATH, f"//a[normalize-space()='{name}']"))
-            )
+            _wait(driver).until(ec.visibility_of_element_located((By.XPATH, f"//a[normalize-space()='{name}']")))
         except TimeoutException:
             pytest.fail(f"MLflow's UI did not list experiment {name} {_seen(driver)}")
         # The session the UI runs on is alice's, set by the login through the provider.
@@ -152,9 +150,7 @@ def test_user_outside_the_allowed_groups_is_refused_in_the_browser(oidc_site):  
     with _browser() as driver:
         _sign_in_at_the_provider(driver, url, provider, OTTO)
         try:
-            _wait(driver).until(
-                ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "User is not allowed to login")
-            )
+            _wait(driver).until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "User is not allowed to login"))
         except TimeoutException:
             pytest.fail(f"the browser was not shown the refusal {_seen(driver)}")
         # Nothing opened for otto: MLflow's UI still sends the browser to the sign-in page.

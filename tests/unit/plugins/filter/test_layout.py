@@ -435,3 +435,65 @@ def test_basic_stays_the_default_and_needs_the_users():
     plain = layout("pi", _hostvars(ALL_IN_ONE), ALL_IN_ONE)
     assert "nginx_proxy_auth" not in plain and "mlflow_server_auth_type" not in plain
     assert plain["mlflow_server_auth_enabled"] is False
+
+
+def test_a_monitoring_host_of_its_own_turns_every_exporter_on_privately():
+    groups = {**SPLIT, "mlflow_monitoring": ["mon"]}
+    hostvars = _hostvars(groups, addresses={**ADDRESSES, "mon": "10.0.0.40"})
+    derived = {host: layout(host, hostvars, groups) for host in ("db", "s3", "m1", "m2", "px", "mon")}
+    for host in ("db", "s3", "m1", "m2", "px"):
+        assert derived[host]["common_node_exporter_enabled"] is True
+    assert derived["db"]["common_node_exporter_listen"] == "10.0.0.11:9100"
+    assert derived["db"]["postgres_exporter_enabled"] is True
+    assert derived["db"]["postgres_exporter_listen"] == "10.0.0.11:9187"
+    assert derived["s3"]["object_store_metrics_enabled"] is True
+    assert derived["s3"]["object_store_metrics_address"] == "10.0.0.12"
+    assert derived["m2"]["mlflow_server_metrics_enabled"] is True
+    assert derived["m2"]["common_node_exporter_listen"] == "[fd00::22]:9100"
+    assert derived["px"]["nginx_proxy_metrics_enabled"] is True
+    assert derived["px"]["nginx_proxy_exporter_listen"] == "10.0.0.30:9113"
+    # Exporters are turned on only for the groups a host is in; the monitoring host runs none of ours.
+    assert "postgres_exporter_enabled" not in derived["px"] and "nginx_proxy_metrics_enabled" not in derived["db"]
+    assert derived["mon"] == {}
+    assert layout_reached(hostvars, groups) == ["db", "s3", "m1", "m2", "px"]
+
+
+def test_monitoring_on_the_all_in_one_host_keeps_everything_on_loopback():
+    groups = {**ALL_IN_ONE, "mlflow_monitoring": ["pi"]}
+    derived = layout("pi", _hostvars(groups), groups)
+    assert derived["common_node_exporter_listen"] == "127.0.0.1:9100"
+    assert derived["postgres_exporter_listen"] == "127.0.0.1:9187"
+    assert derived["object_store_metrics_address"] == "127.0.0.1"
+    assert derived["nginx_proxy_exporter_listen"] == "127.0.0.1:9113"
+    assert derived["mlflow_server_metrics_enabled"] is True
+    assert derived["mlflow_server_host"] == "127.0.0.1"
+    assert layout_reached(_hostvars(groups), groups) == []
+
+
+def test_monitoring_from_elsewhere_reaches_an_all_in_one_host_on_its_private_address():
+    groups = {**ALL_IN_ONE, "mlflow_monitoring": ["mon"]}
+    hostvars = _hostvars(
+        groups, addresses={"pi": "10.0.0.5", "mon": "10.0.0.40"}, mon={"monitoring_node_exporter_port": 9200}
+    )
+    derived = layout("pi", hostvars, groups)
+    # mlflow's /metrics is on its own port: it listens where Prometheus reaches it.
+    assert derived["mlflow_server_host"] == "10.0.0.5"
+    assert derived["nginx_proxy_upstreams"] == ["10.0.0.5:5000"]
+    # The ports are the monitoring host's.
+    assert derived["common_node_exporter_listen"] == "10.0.0.5:9200"
+    assert layout_reached(hostvars, groups) == ["pi"]
+
+
+def test_no_monitoring_host_no_exporter_and_a_second_one_is_refused():
+    assert not {k for k in layout("pi", _hostvars(ALL_IN_ONE), ALL_IN_ONE) if "exporter" in k or "metrics" in k}
+    groups = {**ALL_IN_ONE, "mlflow_monitoring": ["pi", "mon"]}
+    with pytest.raises(AnsibleFilterError, match="mlflow_monitoring takes one host"):
+        layout("pi", _hostvars(groups), groups)
+
+
+def test_monitoring_turns_no_exporter_on_for_mariadb_and_the_user_may_keep_one_off():
+    groups = {**ALL_IN_ONE, "mlflow_monitoring": ["pi"]}
+    derived = layout("pi", _hostvars(groups, common={**SECRETS, "mlops_db_engine": "mariadb"}), groups)
+    assert "postgres_exporter_enabled" not in derived
+    hostvars = _hostvars(groups, pi={"nginx_proxy_metrics_enabled": False})
+    assert "nginx_proxy_metrics_enabled" not in layout("pi", hostvars, groups)
