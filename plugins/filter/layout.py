@@ -73,15 +73,17 @@ ENGINES = {"postgresql": ("postgres", "postgresql"), "mariadb": ("mariadb", "mys
 # provider mlops_oidc_issuer names; nginx passes requests on and the app refuses those without a
 # session or token.
 AUTH_MODES = ("basic", "oidc")
-# The OIDC knobs, by the mlflow_server variable each feeds (mlops_oidc_client_secret is a secret, below).
+# The OIDC knobs, by the mlflow_server variable each feeds, and what a required one is (None: optional;
+# mlops_oidc_client_secret is required through SECRETS, below, which names it with the other secrets).
 OIDC_KNOBS = (
-    ("mlops_oidc_issuer", "mlflow_server_auth_oidc_issuer", True),
-    ("mlops_oidc_client_id", "mlflow_server_auth_oidc_client_id", True),
-    ("mlops_oidc_allowed_groups", "mlflow_server_auth_oidc_allowed_groups", False),
-    ("mlops_oidc_admin_groups", "mlflow_server_auth_oidc_admin_groups", False),
-    ("mlops_oidc_group_permissions", "mlflow_server_auth_oidc_group_permissions", False),
-    ("mlops_oidc_groups_claim", "mlflow_server_auth_oidc_groups_claim", False),
-    ("mlops_oidc_database_uri", "mlflow_server_auth_oidc_database_uri", False),
+    ("mlops_oidc_issuer", "mlflow_server_auth_oidc_issuer", "the provider's issuer URL"),
+    ("mlops_oidc_client_id", "mlflow_server_auth_oidc_client_id", "the client registered there"),
+    ("mlops_oidc_client_secret", "mlflow_server_auth_oidc_client_secret", None),
+    ("mlops_oidc_allowed_groups", "mlflow_server_auth_oidc_allowed_groups", None),
+    ("mlops_oidc_admin_groups", "mlflow_server_auth_oidc_admin_groups", None),
+    ("mlops_oidc_group_permissions", "mlflow_server_auth_oidc_group_permissions", None),
+    ("mlops_oidc_groups_claim", "mlflow_server_auth_oidc_groups_claim", None),
+    ("mlops_oidc_database_uri", "mlflow_server_auth_oidc_database_uri", None),
 )
 
 # Collection-level knobs that map one-to-one onto a role variable of the hosts in a group
@@ -315,6 +317,12 @@ class Layout(object):
         """The backup role's sources on an mlflow server: the artifact store and SQLite files mlflow uses."""
         out = {"backup_artifacts_enabled": host == self.first(SERVER)}  # the servers share one store
         home = self.effective(host, "mlflow_server_home")
+        # The auth app whose SQLite database is backed up with the stores: basic, oidc or none.
+        app = (
+            (self.effective(host, "mlflow_server_auth_type") or "basic")
+            if self.effective(host, "mlflow_server_auth_enabled")
+            else None
+        )
         destination = self.effective(host, "mlflow_server_artifacts_destination") or home + "/artifacts"
         if destination.startswith("s3://"):
             bucket, _slash, prefix = destination[len("s3://") :].partition("/")
@@ -330,28 +338,21 @@ class Layout(object):
         ):
             path = self.effective(host, "mlflow_server_sqlite_path") or home + "/mlflow.db"
             stores = [{"name": "mlflow", "path": path}]
-            auth_uri = self.effective(host, "mlflow_server_auth_database_uri") or "sqlite:///" + home + "/basic_auth.db"
-            if (
-                self.effective(host, "mlflow_server_auth_enabled")
-                and self.effective(host, "mlflow_server_auth_type") != "oidc"
-                and auth_uri.startswith("sqlite:////")
-            ):
-                stores.append({"name": "basic_auth", "path": auth_uri[len("sqlite:///") :]})
+            if app == "basic":
+                stores += self._sqlite_store(host, "basic_auth", "mlflow_server_auth_database_uri")
             out["backup_stores"] = stores
-        if (
-            self.effective(host, "mlflow_server_auth_enabled")
-            and self.effective(host, "mlflow_server_auth_type") == "oidc"
-        ):
+        if app == "oidc":
             # mlflow-oidc-auth keeps users, groups, grants and tokens in a database of its own,
-            # SQLite in the server's home unless mlops_oidc_database_uri names another.
-            oidc_uri = (
-                self.effective(host, "mlflow_server_auth_oidc_database_uri") or "sqlite:///" + home + "/oidc_auth.db"
-            )
-            if oidc_uri.startswith("sqlite:////"):
-                out["backup_stores"] = out.get("backup_stores", []) + [
-                    {"name": "oidc_auth", "path": oidc_uri[len("sqlite:///") :]}
-                ]
+            # SQLite in the server's home unless mlops_oidc_database_uri names another, whatever the backend.
+            oidc = self._sqlite_store(host, "oidc_auth", "mlflow_server_auth_oidc_database_uri")
+            if oidc:
+                out["backup_stores"] = out.get("backup_stores", []) + oidc
         return out
+
+    def _sqlite_store(self, host, name, uri_var):
+        """[{name, path}] of an auth app's database (<home>/<name>.db unless uri_var says), [] when not SQLite."""
+        uri = self.effective(host, uri_var) or "sqlite:///%s/%s.db" % (self.effective(host, "mlflow_server_home"), name)
+        return [{"name": name, "path": uri[len("sqlite:///") :]}] if uri.startswith("sqlite:////") else []
 
     def _oidc(self, host, public_name):
         """An mlflow server's variables for mlops_auth: oidc (mlflow-oidc-auth as the server's app)."""
@@ -361,16 +362,7 @@ class Layout(object):
             if value not in (None, "", [], {}):
                 out[role_var] = value
             elif required and not self.is_set(host, role_var):
-                raise AnsibleFilterError(
-                    "mlops_auth is oidc on %s: set %s (%s)"
-                    % (
-                        host,
-                        knob,
-                        "the provider's issuer URL" if knob.endswith("issuer") else "the client registered there",
-                    )
-                )
-        if self.get(host, "mlops_oidc_client_secret"):
-            out["mlflow_server_auth_oidc_client_secret"] = self.get(host, "mlops_oidc_client_secret")
+                raise AnsibleFilterError("mlops_auth is oidc on %s: set %s (%s)" % (host, knob, required))
         if len(self.group(SERVER)) > 1 and not (
             self.get(host, "mlops_oidc_database_uri") or self.is_set(host, "mlflow_server_auth_oidc_database_uri")
         ):
