@@ -54,14 +54,21 @@ def run_playbook(
     diff: bool = False,
     json_output: bool = True,
     env: dict[str, str] | None = None,
+    inventory: str | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run `plays` on localhost (local connection, the test interpreter) from this checkout."""
+    """Run `plays` on localhost (local connection, the test interpreter) from this checkout.
+
+    `inventory` (INI text) gives the run groups and hostvars to read; the plays still run on localhost."""
     book = tmp_path / "playbook.json"
     book.write_text(json.dumps(plays))
+    hosts = "localhost,"
+    if inventory is not None:
+        hosts = str(tmp_path / "hosts.ini")
+        Path(hosts).write_text(inventory)
     cmd = [
         shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) or "ansible-playbook",
         "-i",
-        "localhost,",
+        hosts,
         "-c",
         "local",
         "-e",

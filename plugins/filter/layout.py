@@ -371,12 +371,21 @@ class Layout(object):
                 "(each would keep its own SQLite users, grants and tokens)" % len(self.group(SERVER))
             )
         # The login callback the provider sends browsers back to: the public site.
-        port = self.get(host, "mlops_public_https_port") or 443
+        port = self.public_https_port(host)
         out["mlflow_server_auth_oidc_public_url"] = "https://%s%s" % (
             public_name,
             "" if int(port) == 443 else ":%s" % port,
         )
         return out
+
+    def public_https_port(self, host):
+        """The HTTPS port browsers reach host's public site on: its proxy's published port, as nginx_proxy sees it."""
+        proxy = host if host in self.group(PROXY) else self.first(PROXY) or host
+        # The user's own role variables win, as they do in the nginx_proxy role.
+        for name in ("nginx_proxy_public_https_port", "mlops_public_https_port", "nginx_proxy_https_port"):
+            if self.is_set(proxy, name) and self.get(proxy, name) not in (None, ""):
+                return int(self.get(proxy, name))
+        return 443
 
     def _exporters(self, host, memberships):
         """With a mlflow_monitoring host: host's exporters on, on loopback or its private address."""

@@ -1,7 +1,7 @@
 """Render a role's real template the way the role writes it, for tests.
 
 ``role_vars(role)`` is the role's defaults/main.yml updated with its vars/main.yml;
-``render_role_template(role, template, dest, tmp_path, overrides)`` runs ansible's template
+``render_role_template(role, template, dest, tmp_path, overrides, inventory)`` runs ansible's template
 module on localhost with those variables plus `overrides` (all as extra vars, so an override
 also beats vars/main.yml) and returns the rendered text.
 """
@@ -24,8 +24,11 @@ def role_vars(role: str) -> dict:
     return variables
 
 
-def render_role_template(role: str, template: str, dest: Path, tmp_path: Path, overrides: dict | None = None) -> str:
-    """Render roles/<role>/templates/<template> to `dest` with the role's variables and `overrides`."""
+def render_role_template(
+    role: str, template: str, dest: Path, tmp_path: Path, overrides: dict | None = None, inventory: str | None = None
+) -> str:
+    """Render roles/<role>/templates/<template> to `dest` with the role's variables and `overrides`
+    (and the groups and hostvars of `inventory`, INI text, when given)."""
     play = {
         "hosts": "localhost",
         "gather_facts": False,
@@ -40,6 +43,6 @@ def render_role_template(role: str, template: str, dest: Path, tmp_path: Path, o
             }
         ],
     }
-    proc = run_playbook([play], tmp_path, variables={**role_vars(role), **(overrides or {})})
+    proc = run_playbook([play], tmp_path, variables={**role_vars(role), **(overrides or {})}, inventory=inventory)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     return Path(dest).read_text()

@@ -386,6 +386,25 @@ def test_oidc_public_url_carries_a_published_port_and_the_user_may_set_it():
     assert "mlflow_server_auth_oidc_public_url" not in layout("pi", hostvars, ALL_IN_ONE)
 
 
+@pytest.mark.parametrize(
+    ("proxy_vars", "url"),
+    [
+        ({"nginx_proxy_https_port": 4443}, "https://px:4443"),  # nginx listens there, nothing republishes it
+        ({"nginx_proxy_https_port": 4443, "mlops_public_https_port": 443}, "https://px"),
+        ({"nginx_proxy_public_https_port": 9443, "mlops_public_https_port": 8443}, "https://px:9443"),
+        ({}, "https://px"),
+    ],
+)
+def test_oidc_callback_port_is_the_proxys_published_port_whatever_names_it(proxy_vars, url):
+    # The callback is set on the servers, but the port is the proxy host's: a role variable the user set
+    # there directly (nginx_proxy_https_port, nginx_proxy_public_https_port) counts like the knob.
+    common = {**BASIC_ONLY, **OIDC, "mlops_oidc_database_uri": "postgresql://x/oidc"}
+    hostvars = _hostvars(SPLIT, common=common, addresses=ADDRESSES)
+    hostvars["px"].update(proxy_vars)
+    for server in SPLIT["mlflow_server"]:
+        assert layout(server, hostvars, SPLIT)["mlflow_server_auth_oidc_public_url"] == url
+
+
 @pytest.mark.parametrize("knob", ["mlops_oidc_client_secret", "mlops_mlflow_secret_key"])
 def test_oidc_secrets_left_out_are_named(knob):
     hostvars = _hostvars(ALL_IN_ONE, common={k: v for k, v in {**BASIC_ONLY, **OIDC}.items() if k != knob})
