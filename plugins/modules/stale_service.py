@@ -22,6 +22,9 @@ description:
   - The start time is the unit's C(InactiveExitTimestampMonotonic), taken to today's wall clock, so a
     clock set after boot (a Raspberry Pi without RTC) does not confuse it. The reload time is the start
     time of the unit's last successful C(ExecReload=) command.
+  - A C(systemctl daemon-reload) (any package install runs one) makes systemd forget its C(ExecReload=)
+    status. Then, when C(ReloadResult) is still C(success), the unit's last state change
+    (C(StateChangeTimestampMonotonic), when it came back to active after that reload) is the reload time.
   - Read-only. It never changes anything and always reports C(changed=false); the role acts on
     RV(restart), RV(reload) and RV(daemon_reload).
 author:
@@ -139,7 +142,9 @@ started:
   type: float
   sample: 1795420800.123456
 reloaded:
-  description: When the unit's last successful reload started, in seconds since the epoch; null when none.
+  description:
+    - When the unit's last successful reload started, in seconds since the epoch; null when none.
+    - After a daemon-reload, when it ended (the unit's last state change).
   returned: always
   type: float
   sample: 1795424400.5
@@ -166,6 +171,8 @@ PROPERTIES = (
     "FragmentPath",
     "DropInPaths",
     "ExecReload",
+    "ReloadResult",
+    "StateChangeTimestampMonotonic",
 )
 _EXEC_STATUS = re.compile(r"\{([^{}]*)\}")
 _START_TIME = re.compile(r"start_time=\[([^\]]*)\]")
@@ -220,6 +227,20 @@ def last_reload(exec_reload):
     return max(starts) if starts else None
 
 
+def forgotten_reload(props, now_wall, now_monotonic):
+    """After a daemon-reload, systemd shows no ExecReload= status any more (start_time=[n/a]), but the
+    unit's last state change (back to active when a reload ended) and ReloadResult survive it: that
+    change, when the last reload succeeded, or None."""
+    if props.get("ActiveState") != "active" or props.get("ReloadResult") != "success":
+        return None
+    recorded = [
+        start for start in _START_TIME.findall(props.get("ExecReload") or "") if start.strip() not in ("", "n/a")
+    ]
+    if recorded:
+        return None  # systemd still knows the reloads: last_reload() reads them
+    return monotonic_to_wall(props.get("StateChangeTimestampMonotonic"), now_wall, now_monotonic)
+
+
 def changed_at(path):
     """Newest of a path's own mtime and its target's (for links); None when absent."""
     times = []
@@ -251,6 +272,9 @@ def assess(props, restart_paths, reload_paths, now_wall, now_monotonic):
     daemon_reload = props.get("NeedDaemonReload") == "yes"
     started = monotonic_to_wall(props.get("InactiveExitTimestampMonotonic"), now_wall, now_monotonic)
     reloaded = last_reload(props.get("ExecReload"))
+    if reloaded is None:
+        forgotten = forgotten_reload(props, now_wall, now_monotonic)
+        reloaded = forgotten if forgotten is not None and started is not None and forgotten > started else None
     last_read = max([t for t in (started, reloaded) if t is not None], default=None)
     stale_start = newer_than(unit_files(props) + list(restart_paths), started)
     stale_reload = newer_than(reload_paths, last_read)

@@ -19,6 +19,16 @@ def test_the_runs_saw_only_the_installed_copy(user_runs):
     assert not (PROJECT / "MANIFEST.json").exists()
 
 
+def test_the_users_ansible_is_the_newest_core(user_runs):
+    pins = (PROJECT / "requirements-cores.txt").read_text().split()
+    newest = max((pin.split("==")[1] for pin in pins if pin.startswith("ansible-core==")), key=_version)
+    assert (user_runs.home / "ansible-version.txt").read_text().startswith(f"ansible-playbook [core {newest}]")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
 def test_the_inventory_is_the_users_own(user_runs):
     inventory = user_runs.home / "inventory"
     assert not user_runs.home.resolve().is_relative_to(PROJECT)
@@ -26,6 +36,8 @@ def test_the_inventory_is_the_users_own(user_runs):
     assert not [path for path in files if path.is_symlink()]
     assert sorted(str(path.relative_to(inventory)) for path in files if path.is_file()) == [
         "group_vars/all/vault.yml",
+        "group_vars/mlflow_monitoring.yml",
+        "group_vars/mlflow_server.yml",
         "hosts.yml",
     ]
     assert (inventory / "group_vars/all/vault.yml").read_text().startswith("$ANSIBLE_VAULT;")

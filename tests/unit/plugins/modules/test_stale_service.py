@@ -27,13 +27,39 @@ def stamp(epoch: float) -> str:
     return time.strftime("%a %Y-%m-%d %H:%M:%S", time.gmtime(epoch)) + f".{round((epoch % 1) * 1e6):06d} UTC"
 
 
-def show(unit_file: str, *, active="active", need_reload="no", started=STARTED, reloads=(), dropins="") -> str:
-    mono = 0 if started is None else round((NOW_MONO - (NOW_WALL - started)) * 1e6)
+# What systemd 252 shows of ExecReload= after a daemon-reload: the command, no status.
+FORGOTTEN = (
+    "{ path=/usr/sbin/nginx ; argv[]=/usr/sbin/nginx -g daemon on; master_process on; -s reload ; "
+    "ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }"
+)
+
+
+def _mono(epoch: float) -> int:
+    return round((NOW_MONO - (NOW_WALL - epoch)) * 1e6)
+
+
+def show(
+    unit_file: str,
+    *,
+    active="active",
+    need_reload="no",
+    started=STARTED,
+    reloads=(),
+    dropins="",
+    forgotten_at=None,
+    reload_result="success",
+) -> str:
+    """`forgotten_at`: a daemon-reload came after a reload that ended then (ExecReload= shows no status)."""
+    mono = 0 if started is None else _mono(started)
     exec_reload = " ".join(RELOAD % (stamp(t), stamp(t + 0.01), status) for t, status in reloads)
+    if forgotten_at is not None:
+        exec_reload = FORGOTTEN
+    state_change = forgotten_at if forgotten_at is not None else max([started or 0] + [t + 0.01 for t, _ in reloads])
     return (
         f"LoadState=loaded\nActiveState={active}\nNeedDaemonReload={need_reload}\n"
         f"InactiveExitTimestampMonotonic={mono}\nFragmentPath={unit_file}\nDropInPaths={dropins}\n"
-        f"ExecReload={exec_reload}\n"
+        f"ExecReload={exec_reload}\nReloadResult={reload_result}\n"
+        f"StateChangeTimestampMonotonic={_mono(state_change) if state_change else 0}\n"
     )
 
 
@@ -132,6 +158,28 @@ def test_a_failed_reload_does_not_count(module_main, systemd, files):
     """nginx -s reload exiting 1 (a broken config) loaded nothing."""
     os.utime(files["app.conf"], (STARTED + 50, STARTED + 50))
     systemd["show"] = show(files["unit.service"], reloads=[(STARTED + 100, 1)])
+    result = assess(module_main, systemd, reload_paths=[files["app.conf"]])
+    assert (result["reload"], result["reloaded"]) == (True, None)
+
+
+def test_a_reload_systemd_forgot_on_daemon_reload_still_counts(module_main, systemd, files):
+    """Reloaded by the handler, then a package install ran daemon-reload: the site is loaded."""
+    os.utime(files["app.conf"], (STARTED + 100, STARTED + 100))
+    systemd["show"] = show(files["unit.service"], forgotten_at=STARTED + 100.5)
+    result = assess(module_main, systemd, reload_paths=[files["app.conf"]])
+    assert (result["reload"], result["newer"]) == (False, [])
+    assert result["reloaded"] == pytest.approx(STARTED + 100.5, abs=1e-3)
+
+
+def test_a_file_written_after_the_forgotten_reload_is_stale(module_main, systemd, files):
+    os.utime(files["app.conf"], (STARTED + 200, STARTED + 200))
+    systemd["show"] = show(files["unit.service"], forgotten_at=STARTED + 100.5)
+    assert assess(module_main, systemd, reload_paths=[files["app.conf"]])["reload"] is True
+
+
+def test_a_forgotten_reload_that_failed_does_not_count(module_main, systemd, files):
+    os.utime(files["app.conf"], (STARTED + 100, STARTED + 100))
+    systemd["show"] = show(files["unit.service"], forgotten_at=STARTED + 100.5, reload_result="exit-code")
     result = assess(module_main, systemd, reload_paths=[files["app.conf"]])
     assert (result["reload"], result["reloaded"]) == (True, None)
 
