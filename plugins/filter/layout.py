@@ -496,6 +496,10 @@ class Layout(object):
             private = self.others(PROXY, host) or (host in self.monitored() and self.scraped_from_elsewhere(host))
             derived["mlflow_server_host"] = self.private_address(host) if private else "127.0.0.1"
             derived["mlflow_server_public_hostnames"] = [public_name]
+            # One purge per store: mlflow gc on the first server only (they share the store).
+            if self.is_set(host, "mlops_gc_older_than") and host == self.first(SERVER):
+                derived["mlflow_server_gc_enabled"] = True
+                derived["mlflow_server_gc_older_than"] = self.get(host, "mlops_gc_older_than")
             if self.auth_mode(host) == "oidc":
                 derived.update(self._oidc(host, public_name))
             else:

@@ -1,4 +1,4 @@
-"""mlflow gc from the user's inventory (mlflow_server_gc_enabled): on this all-in-one host
+"""mlflow gc from the user's inventory (mlops_gc_older_than): on this all-in-one host
 (PostgreSQL, SeaweedFS S3, artifacts proxied by mlflow), a run deleted through the client is
 purged by the timer's own service, mlflow-gc.service: its rows leave PostgreSQL and its objects
 the bucket, while a live run in the same experiment keeps both."""

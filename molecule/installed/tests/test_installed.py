@@ -37,7 +37,6 @@ def test_the_inventory_is_the_users_own(user_runs):
     assert sorted(str(path.relative_to(inventory)) for path in files if path.is_file()) == [
         "group_vars/all/vault.yml",
         "group_vars/mlflow_monitoring.yml",
-        "group_vars/mlflow_server.yml",
         "hosts.yml",
     ]
     assert (inventory / "group_vars/all/vault.yml").read_text().startswith("$ANSIBLE_VAULT;")

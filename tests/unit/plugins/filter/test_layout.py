@@ -516,3 +516,18 @@ def test_monitoring_turns_no_exporter_on_for_mariadb_and_the_user_may_keep_one_o
     assert "postgres_exporter_enabled" not in derived
     hostvars = _hostvars(groups, pi={"nginx_proxy_metrics_enabled": False})
     assert "nginx_proxy_metrics_enabled" not in layout("pi", hostvars, groups)
+
+
+def test_gc_knob_turns_mlflow_gc_on_for_the_first_server_only():
+    hostvars = _hostvars(
+        SPLIT, addresses=ADDRESSES, m1={"mlops_gc_older_than": "30d"}, m2={"mlops_gc_older_than": "30d"}
+    )
+    first, second = layout("m1", hostvars, SPLIT), layout("m2", hostvars, SPLIT)
+    assert (first["mlflow_server_gc_enabled"], first["mlflow_server_gc_older_than"]) == (True, "30d")
+    assert "mlflow_server_gc_enabled" not in second and "mlflow_server_gc_older_than" not in second
+    assert not [name for name in layout("px", hostvars, SPLIT) if name.startswith("mlflow_server_gc")]
+
+
+def test_without_the_gc_knob_nothing_is_purged():
+    plain = layout("pi", _hostvars(ALL_IN_ONE), ALL_IN_ONE)
+    assert not [name for name in plain if name.startswith("mlflow_server_gc")]
