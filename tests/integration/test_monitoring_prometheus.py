@@ -10,7 +10,7 @@ the Debian prometheus binary runs them on loopback against real targets:
   MLflowDown; the node exporter stopped fires TargetDown; mlflow thawed and the exporter started
   again clear both.
 
-Intervals and `for:` are 5 s (the preflight's lowest scrape interval) to keep it short.
+Intervals are 5 s (the preflight's lowest scrape interval) and `for:` 10 s to keep it short.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def test_prometheus_scrapes_and_alerts_on_real_targets(tmp_path):
                 "monitoring_node_exporter_port": node_port,
                 "monitoring_scrape_interval_seconds": 5,
                 "monitoring_evaluation_interval_seconds": 5,
-                "monitoring_down_for_seconds": 5,
+                "monitoring_down_for_seconds": 10,  # two missed scrapes, not one slow one
             },
         )
         # Debian's unit runs `prometheus $ARGS`: the role's ARGS, plus the paths the unit's defaults give.
@@ -197,7 +197,10 @@ def test_prometheus_scrapes_and_alerts_on_real_targets(tmp_path):
         )
         assert counted[0]["metric"]["instance"] == f"127.0.0.1:{mlflow_port}"
         _until("ReconvergeFailed from the textfile", lambda: "ReconvergeFailed" in _firing(base))
-        assert not {"MLflowDown", "TargetDown", "DriftFound"} & _firing(base)
+        # On a loaded machine one scrape may time out while everything starts: wait for a quiet
+        # state before the outage (the textfile's 0 changed tasks never fire DriftFound).
+        _until("no target down", lambda: not {"MLflowDown", "TargetDown"} & _firing(base))
+        assert "DriftFound" not in _firing(base)
 
         os.killpg(mlflow.pid, signal.SIGSTOP)
         stop(node)

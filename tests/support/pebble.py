@@ -4,6 +4,7 @@
 test CA (``tls_ca`` is that CA's PEM file: the bundle an ACME client needs), a pebble config whose
 ``httpPort`` is `http_port` (where pebble's validator connects for http-01: the nginx under test),
 starts ``pebble -config`` with PEBBLE_VA_NOSLEEP=1 (no artificial delays; validation stays real)
+and PEBBLE_WFE_NONCEREJECT=0 (no good nonce refused on purpose),
 and waits for its directory. ``root_pem()`` is the root that signs the certificates pebble issues,
 from its management port (/roots/0; regenerated on every start).
 """
@@ -112,7 +113,9 @@ class Pebble:
                 }
             )
         )
-        env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1"}
+        # PEBBLE_WFE_NONCEREJECT=0: pebble otherwise refuses 5 % of good nonces on purpose, and
+        # Debian's certbot 2.1 gives up after two in a row (seen in CI: badNonce, then a crash).
+        env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0"}
         env.pop("PEBBLE_VA_ALWAYS_VALID", None)  # validation must be real
         self.log = open(self.dir / "pebble.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
