@@ -8,9 +8,9 @@ reaches the upstream unchanged. ``stop()`` closes the listener.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import ipaddress
+import selectors
 import socket
 import ssl
 import threading
@@ -57,16 +57,28 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
-def _pipe(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for sock in (src, dst):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+def _relay(client: ssl.SSLSocket, upstream: socket.socket) -> None:
+    """Copy bytes both ways between one TLS client and its upstream, in this one thread.
+
+    An SSLSocket must not be read in one thread while another writes to it or shuts it down:
+    ``SSLSocket.shutdown`` drops the SSL object under a concurrent ``recv`` and CPython crashes
+    (a segfault in CI). So one thread owns both sockets and waits on both with a selector.
+    """
+    with selectors.DefaultSelector() as selector, client, upstream:
+        selector.register(client, selectors.EVENT_READ, upstream)
+        selector.register(upstream, selectors.EVENT_READ, client)
+        while True:
+            # TLS may hold decrypted bytes the kernel no longer reports as readable.
+            ready = [client] if client.pending() else [key.fileobj for key, _ in selector.select()]
+            for src in ready:
+                dst = upstream if src is client else client
+                try:
+                    data = src.recv(65536)
+                    if not data:
+                        return
+                    dst.sendall(data)
+                except (OSError, ssl.SSLError):
+                    return
 
 
 class TlsProxy:
@@ -97,8 +109,7 @@ class TlsProxy:
         except (OSError, ssl.SSLError):
             raw.close()
             return
-        threading.Thread(target=_pipe, args=(upstream, client), daemon=True).start()
-        _pipe(client, upstream)
+        _relay(client, upstream)
 
     def stop(self) -> None:
         self._listener.close()
