@@ -78,3 +78,50 @@ def test_an_existing_file_passes_preflight(_restore, tmp_path):
     assert results and not [result for result in results if result.get("failed")], results
     assert rc == 0, report["stats"]
     assert all(stats["unreachable"] == 0 and stats["changed"] == 0 for stats in report["stats"].values())
+
+
+TARGET = {
+    "mlops_backup_target_endpoint_url": "https://backup.lan:8443",
+    "mlops_backup_target_bucket": "mlflow-backups",
+    "mlops_backup_target_access_key": "BACKUPKEY1",
+    "mlops_backup_target_secret_key": "restore-backup-secret-1",
+    "mlops_backup_target_cipher_pass": "restore-cipher-pass-000001",
+}
+
+
+def _with_target(inventory: Path) -> Path:
+    vault = inventory / "group_vars" / "all" / "vault.yml"
+    vault.write_text(yaml.safe_dump({**yaml.safe_load(vault.read_text()), **TARGET}))
+    return inventory
+
+
+@pytest.mark.parametrize(
+    ("args", "target", "named"),
+    [
+        (["-e", "mlops_restore_from=tape"], True, "mlops_restore_from must be target"),
+        (["-e", "mlops_restore_from=target"], False, "set mlops_backup_target_bucket"),
+        (["-e", "mlops_restore_from=target", "-e", "mlops_restore_time=yesterday"], True, "mlops_restore_time must be"),
+        # A time without its offset would be read in the host's zone by one tool and in UTC by another.
+        (["-e", "mlops_restore_from=target", "-e", "mlops_restore_time='2026-12-01 22:40:00'"], True, "UTC offset"),
+        (["-e", "mlops_restore_time='2026-12-01 22:40:00+00'", "-e", "mlops_restore_file={file}"], True, "goes with"),
+    ],
+    ids=["unknown-source", "no-target", "bad-time", "no-offset", "time-from-file"],
+)
+def test_bad_target_restore_input_stops_in_preflight_naming_the_variable(_restore, tmp_path, args, target, named):
+    inventory = _inventory(tmp_path, True)
+    args = [arg.format(file=inventory / "hosts.ini") for arg in args]
+    rc, report = _restore(_with_target(inventory) if target else inventory, *args)
+    assert rc != 0
+    assert [play["play"]["name"] for play in report["plays"]] == [LAYOUT, PREFLIGHT]
+    failed = [result for result in play_results(report["plays"][1]) if result.get("failed")]
+    assert failed and all(named in result["msg"] for result in failed), failed
+    assert all(stats["unreachable"] == 0 and stats["changed"] == 0 for stats in report["stats"].values())
+
+
+def test_a_target_restore_to_a_time_passes_preflight(_restore, tmp_path):
+    inventory = _with_target(_inventory(tmp_path, True))
+    args = ["-e", "mlops_restore_from=target", "-e", "mlops_restore_time='2026-12-01 22:40:00+01:00'"]
+    rc, report = _restore(inventory, "--tags", "mlops_preflight", *args)
+    results = play_results(report["plays"][0]) + play_results(report["plays"][1])
+    assert results and not [result for result in results if result.get("failed")], results
+    assert rc == 0, report["stats"]

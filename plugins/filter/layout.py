@@ -106,6 +106,13 @@ KNOBS = (
     (SERVER, "mlops_aws_region", "mlflow_server_s3_region"),
     (SERVER, "mlops_mlflow_admin_password", "mlflow_server_auth_admin_password"),
     (SERVER, "mlops_mlflow_secret_key", "mlflow_server_auth_secret_key"),
+    # The off-host backup target (see Layout._backup_target): pgBackRest on the database host,
+    # the backup role (rclone) on the mlflow servers.
+    (DB, "mlops_backup_target_access_key", "postgres_pgbackrest_s3_key"),
+    (DB, "mlops_backup_target_secret_key", "postgres_pgbackrest_s3_key_secret"),
+    (DB, "mlops_backup_target_cipher_pass", "postgres_pgbackrest_cipher_pass"),
+    (SERVER, "mlops_backup_target_access_key", "backup_target_access_key"),
+    (SERVER, "mlops_backup_target_secret_key", "backup_target_secret_key"),
 )
 
 # What a user must define, by the role variable it feeds: (knob, role variable, group, when, why).
@@ -130,7 +137,30 @@ SECRETS = (
         "oidc",
         "the client secret registered at the OIDC provider",
     ),
+    ("mlops_backup_target_access_key", "backup_target_access_key", SERVER, "backup", "the backup target's key"),
+    ("mlops_backup_target_secret_key", "backup_target_secret_key", SERVER, "backup", "the backup target's secret"),
+    ("mlops_backup_target_access_key", "postgres_pgbackrest_s3_key", DB, "backup_pg", "the backup target's key"),
+    (
+        "mlops_backup_target_secret_key",
+        "postgres_pgbackrest_s3_key_secret",
+        DB,
+        "backup_pg",
+        "the backup target's secret",
+    ),
+    (
+        "mlops_backup_target_cipher_pass",
+        "postgres_pgbackrest_cipher_pass",
+        DB,
+        "backup_pg",
+        "the pass that encrypts the database's backups (without it they cannot be read)",
+    ),
 )
+
+# The off-host backup target's knobs that are no secret (mlops_backup_target_bucket turns it on).
+BACKUP_TARGET_DEFAULTS = {"mlops_backup_target_region": "us-east-1", "mlops_backup_target_prefix": "mlflow"}
+_BACKUP_ENDPOINT = re.compile(r"^https?://([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?/?$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_PREFIX = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
 
 # Role variables that carry a secret: set with no_log.
 SECRET_VARS = frozenset(
@@ -260,6 +290,10 @@ class Layout(object):
             return bool(self.first(STORE))
         if when == "auth":
             return bool(self.get(host, "mlops_mlflow_auth", False))
+        if when == "backup":
+            return bool(self.get(host, "mlops_backup_target_bucket"))
+        if when == "backup_pg":
+            return bool(self.get(host, "mlops_backup_target_bucket")) and self.engine() == "postgresql"
         raise AnsibleFilterError("layout: unknown condition %r" % (when,))
 
     # Hosts that other hosts of the layout connect to, so they need mlops_private_address.
@@ -337,16 +371,82 @@ class Layout(object):
             host, "mlflow_server_backend_store_uri"
         ):
             path = self.effective(host, "mlflow_server_sqlite_path") or home + "/mlflow.db"
-            stores = [{"name": "mlflow", "path": path}]
-            if app == "basic":
-                stores += self._sqlite_store(host, "basic_auth", "mlflow_server_auth_database_uri")
-            out["backup_stores"] = stores
-        if app == "oidc":
-            # mlflow-oidc-auth keeps users, groups, grants and tokens in a database of its own,
-            # SQLite in the server's home unless mlops_oidc_database_uri names another, whatever the backend.
-            oidc = self._sqlite_store(host, "oidc_auth", "mlflow_server_auth_oidc_database_uri")
-            if oidc:
-                out["backup_stores"] = out.get("backup_stores", []) + oidc
+            out["backup_stores"] = [{"name": "mlflow", "path": path}]
+        # The auth apps keep users, permissions (and mlflow-oidc-auth its groups, grants and tokens)
+        # in a database of their own: SQLite in the server's home unless a URI names another,
+        # whatever the backend store.
+        auth_db = {
+            "basic": ("basic_auth", "mlflow_server_auth_database_uri"),
+            "oidc": ("oidc_auth", "mlflow_server_auth_oidc_database_uri"),
+        }.get(app)
+        auth = self._sqlite_store(host, *auth_db) if auth_db else []
+        if auth:
+            out["backup_stores"] = out.get("backup_stores", []) + auth
+        return out
+
+    def _backup_target(self, host, memberships):
+        """The off-host backup target from the mlops_backup_target_* knobs, {} when no bucket is named.
+
+        The database host ships its WAL and base backups there with pgBackRest (under
+        <prefix>/pgbackrest, encrypted with mlops_backup_target_cipher_pass); the mlflow servers ship the
+        artifact store and the SQLite stores there with the backup role (under <prefix>/).
+        """
+        bucket = self.get(host, "mlops_backup_target_bucket") or ""
+        if not bucket or not ({DB, SERVER} & set(memberships)):
+            return {}
+        knob = {name: self.get(host, name, default) for name, default in BACKUP_TARGET_DEFAULTS.items()}
+        endpoint = self.get(host, "mlops_backup_target_endpoint_url") or ""
+        prefix = knob["mlops_backup_target_prefix"]
+        parsed = _BACKUP_ENDPOINT.match(endpoint)
+        if endpoint and not parsed:
+            raise AnsibleFilterError(
+                "mlops_backup_target_endpoint_url is %r on %s: give an https://host[:port] URL without a path, "
+                "or leave it empty for AWS S3" % (endpoint, host)
+            )
+        if not _BUCKET.match(bucket):
+            raise AnsibleFilterError("mlops_backup_target_bucket is %r on %s: not an S3 bucket name" % (bucket, host))
+        if not isinstance(prefix, str) or not _PREFIX.match(prefix):
+            raise AnsibleFilterError(
+                "mlops_backup_target_prefix is %r on %s: a key prefix such as mlflow or backups/mlflow, "
+                "without a leading or trailing slash" % (prefix, host)
+            )
+        out = {}
+        if DB in memberships:
+            if self.engine() != "postgresql":
+                raise AnsibleFilterError(
+                    "mlops_backup_target_bucket is set with mlops_db_engine %s on %s: off-host backups of the "
+                    "database are PostgreSQL's (pgBackRest, WAL archiving); MariaDB keeps its nightly dumps on the "
+                    "host. Use PostgreSQL, or leave mlops_backup_target_bucket unset" % (self.engine(), host)
+                )
+            if endpoint.startswith("http://"):
+                raise AnsibleFilterError(
+                    "mlops_backup_target_endpoint_url is %r on %s, the database host: pgBackRest reaches S3 over "
+                    "HTTPS only; give the target's https:// URL" % (endpoint, host)
+                )
+            region = knob["mlops_backup_target_region"]
+            out.update(
+                {
+                    "postgres_pgbackrest_enabled": True,
+                    "postgres_pgbackrest_s3_bucket": bucket,
+                    "postgres_pgbackrest_s3_region": region,
+                    # An S3-compatible store by path (bucket.host needs wildcard DNS); AWS by host.
+                    "postgres_pgbackrest_s3_endpoint": parsed.group(1) if parsed else "s3.%s.amazonaws.com" % region,
+                    "postgres_pgbackrest_s3_port": int(parsed.group(2) or 443) if parsed else 443,
+                    "postgres_pgbackrest_s3_uri_style": "path" if parsed else "host",
+                    "postgres_pgbackrest_repo_path": "/%s/pgbackrest" % prefix,
+                }
+            )
+        if SERVER in memberships:
+            out.update(
+                {
+                    "backup_enabled": True,
+                    "backup_target_endpoint_url": endpoint.rstrip("/"),
+                    "backup_target_region": knob["mlops_backup_target_region"],
+                    "backup_target_bucket": bucket,
+                    "backup_target_prefix": prefix,
+                    "backup_target_provider": "Other" if endpoint else "AWS",
+                }
+            )
         return out
 
     def _sqlite_store(self, host, name, uri_var):
@@ -524,6 +624,7 @@ class Layout(object):
                         }
                     )
                 derived["nginx_proxy_users"] = users
+        derived.update(self._backup_target(host, memberships))
         derived.update(self._exporters(host, memberships))
         return derived
 

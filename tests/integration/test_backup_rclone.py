@@ -17,6 +17,11 @@ the backup script they rendered runs as the timers would run it.
 - stores: a SQLite database copied while a writer keeps inserting is a consistent, intact
   database on the target; the newest backup_stores_keep copies stay; a store that cannot be
   copied fails the job (non-zero) and ships nothing.
+- owner: the first job names its host in <prefix>/owner; a job on another host (a new one, before
+  its restore) exits non-zero and writes nothing, until `claim` makes that host the writer.
+- restore: `restore-artifacts` copies every backed-up object back into an emptied store, equal;
+  `fetch-store` fetches the newest copy of a store, or the newest at or before a time, and refuses
+  a copy that is no SQLite database.
 """
 
 from __future__ import annotations
@@ -100,11 +105,13 @@ class Setup:
             **overrides,
         }
 
-    def run(self, job: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["/usr/bin/python3", str(self.script), job], capture_output=True, text=True, check=False)
+    def run(self, job: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["/usr/bin/python3", str(self.script), job, *args], capture_output=True, text=True, check=False
+        )
 
-    def run_ok(self, job: str) -> subprocess.CompletedProcess:
-        proc = self.run(job)
+    def run_ok(self, job: str, *args: str) -> subprocess.CompletedProcess:
+        proc = self.run(job, *args)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
         return proc
 
@@ -356,3 +363,85 @@ def test_a_store_that_cannot_be_copied_fails_the_job(setup, tmp_path):
     finally:
         proc, _ = _apply(setup, tmp_path / "restore")
         assert proc.returncode == 0, proc.stdout[-4000:]
+
+
+def _identity(setup: Setup) -> Path:
+    return setup.staging.parent / "identity"
+
+
+def test_a_job_of_another_host_writes_nothing_until_it_claims_the_target(applied):
+    setup = applied
+    setup.run_ok("artifacts")
+    owner = setup.target.client().get_object(Bucket=TARGET_BUCKET, Key="site/pi/owner")["Body"].read().decode()
+    first = _identity(setup).read_text().strip()
+    assert owner.strip() == first and first.startswith("localhost-")
+    # A new host: its own identity, an empty artifact store (what a sync would copy over the backups).
+    before = _objects(setup.target, TARGET_BUCKET, "site/pi")
+    keys = list(_objects(setup.source, SOURCE_BUCKET, "artifacts"))
+    saved = {
+        key: setup.source.client().get_object(Bucket=SOURCE_BUCKET, Key="artifacts/" + key)["Body"].read()
+        for key in keys
+    }
+    for key in keys:
+        setup.source.client().delete_object(Bucket=SOURCE_BUCKET, Key="artifacts/" + key)
+    _identity(setup).write_text("new-host-0123456789abcdef\n")
+    try:
+        for job in ("artifacts", "stores"):
+            proc = setup.run(job)
+            assert proc.returncode == 1, proc.stdout + proc.stderr
+            assert f"names another host ({first})" in proc.stderr and "mlops_restore_from=target" in proc.stderr
+        assert _objects(setup.target, TARGET_BUCKET, "site/pi") == before
+
+        # The restore brings the artifacts back, equal, then the new host claims the target.
+        setup.run_ok("restore-artifacts")
+        assert _objects(setup.source, SOURCE_BUCKET, "artifacts") == {k: _sha(v) for k, v in saved.items()}
+        setup.run_ok("claim")
+        owner = setup.target.client().get_object(Bucket=TARGET_BUCKET, Key="site/pi/owner")["Body"].read()
+        assert owner.decode().strip() == "new-host-0123456789abcdef"
+        setup.run_ok("artifacts")
+        setup.run_ok("stores")
+        # The old host is now the one refused.
+        _identity(setup).write_text(first + "\n")
+        assert setup.run("artifacts").returncode == 1
+    finally:
+        _identity(setup).write_text(first + "\n")
+        setup.run_ok("claim")
+
+
+def test_fetch_store_takes_the_newest_copy_or_the_newest_before_a_time(applied, tmp_path):
+    setup = applied
+    auth = setup.stores / "basic_auth.db"
+    stamps = []
+    for user in ("bob", "carol"):
+        with sqlite3.connect(auth) as db:
+            db.execute("INSERT INTO users (username, password_hash) VALUES (?, 'pbkdf2:sha256:x')", (user,))
+        setup.run_ok("stores")
+        stamps.append(time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime()))
+        time.sleep(1.1)
+
+    def users(path: Path) -> list[str]:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            return [row[0] for row in db.execute("SELECT username FROM users ORDER BY id")]
+
+    newest = tmp_path / "newest.db"
+    proc = setup.run_ok("fetch-store", "basic_auth", str(newest))
+    assert users(newest)[-2:] == ["bob", "carol"] and '"store": "basic_auth"' in proc.stdout
+    # In another zone's notation: the same instant.
+    earlier = tmp_path / "earlier.db"
+    setup.run_ok("fetch-store", "basic_auth", str(earlier), stamps[0].replace("+00", "+00:00"))
+    assert users(earlier)[-1] == "bob"
+    proc = setup.run("fetch-store", "basic_auth", str(tmp_path / "none.db"), "2001-01-01 00:00:00+00")
+    assert proc.returncode == 1 and "no copy of store basic_auth" in proc.stderr, proc.stderr
+    proc = setup.run("fetch-store", "basic_auth", str(tmp_path / "none.db"), "2001-01-01 00:00:00")
+    assert proc.returncode == 1 and "UTC offset" in proc.stderr, proc.stderr
+
+    # A copy that is no SQLite database (newest by its name) is refused, not handed to the restore.
+    future = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() + 3600))
+    key = f"site/pi/stores/basic_auth/{future}.db"
+    setup.target.client().put_object(Bucket=TARGET_BUCKET, Key=key, Body=b"not a database" * 100)
+    try:
+        proc = setup.run("fetch-store", "basic_auth", str(tmp_path / "bad.db"))
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "not a database" in proc.stderr or "integrity_check" in proc.stderr, proc.stderr
+    finally:
+        setup.target.client().delete_object(Bucket=TARGET_BUCKET, Key=key)
