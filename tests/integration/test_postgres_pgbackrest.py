@@ -177,7 +177,11 @@ def test_steps_check_apply_then_nothing_to_change(setup, tmp_path):
     info = json.loads(
         setup.as_postgres("pgbackrest", f"--config={setup.conf}", "--stanza=mlflow", "--output=json", "info").stdout
     )
-    assert info[0]["status"]["code"] == 2, info  # stanza there, no backup yet
+    # The new stanza got its first full backup at once (WAL alone restores nothing).
+    assert "Take the first full backup of the new stanza" in changed_tasks(ran)
+    assert info[0]["status"]["code"] == 0, info
+    assert [backup["type"] for backup in info[0]["backup"]] == ["full"], info
+    assert (setup.stamps / "last-full-backup").exists()
     assert info[0]["archive"][0]["max"], info
     assert setup.server.psql("show archive_timeout") == "1min"
 
