@@ -132,6 +132,24 @@ class UserRuns:
             for host, *counts in _RECAP.findall(recap)
         }
 
+    def run(self, name: str, *argv: str, timeout: float = 3600) -> tuple[int, float]:
+        """Run argv from the user's directory as their runs do (user_path.yml's wrapper), the output in
+        <name>.log: (exit code, seconds it took)."""
+        started = time.monotonic()
+        with (self.home / f"{name}.log").open("w") as log:
+            proc = subprocess.run(
+                [str(self.home / "run"), *argv], stdout=log, stderr=subprocess.STDOUT, timeout=timeout, check=False
+            )
+        return proc.returncode, time.monotonic() - started
+
+    def playbook(self, name: str, playbook: str, *args: str) -> float:
+        """ansible-playbook <playbook> -i inventory with the user's vault: its seconds; an error fails the test."""
+        rc, seconds = self.run(
+            name, "ansible-playbook", playbook, "-i", "inventory", "--vault-password-file", "vault-pass", *args
+        )
+        assert rc == 0, f"{playbook} failed (rc={rc}):\n" + self.log(name)[-6000:]
+        return seconds
+
     def changed_tasks(self, name: str) -> list[str]:
         """The task headers of one run under which a host reported changed."""
         tasks, current = [], ""
