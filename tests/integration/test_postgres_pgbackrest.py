@@ -151,6 +151,8 @@ def test_bad_repository_fails_before_anything_is_written(setup, tmp_path, overri
     message = failure_messages(ran)
     assert named in message, message
     assert "Nothing was changed" in message
+    # pgBackRest's own first error line is quoted (a regex that never matched once hid it).
+    assert "pgBackRest said: ERROR: [" in message, message
     assert setup.s3.secret_key not in proc.stdout
     assert not setup.conf.exists()
     assert changed_tasks(ran) == []
