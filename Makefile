@@ -5,9 +5,9 @@
 test:  ## The whole suite: lint, sanity, pytest (unit + real services), every molecule scenario
 	scripts/test
 
-test-extended:  ## Opt-in: the heavier scenarios make test leaves out for CI's time (onprem, faults, container, aws, restore, allinone, upgrade)
+test-extended:  ## Opt-in: the heavier scenarios make test leaves out for CI's time (onprem, faults, container, aws, restore, allinone, upgrade, hostloss, hostloss-sqlite)
 	scripts/engine-bootstrap && scripts/build-test-image && scripts/build-container-base && scripts/wheelhouse
-	PATH="$(CURDIR)/.venv/bin:$$PATH" molecule test -s onprem -s faults -s container -s aws -s restore -s allinone -s upgrade
+	PATH="$(CURDIR)/.venv/bin:$$PATH" molecule test -s onprem -s faults -s container -s aws -s restore -s allinone -s upgrade -s hostloss -s hostloss-sqlite
 
 test-quick:  ## Everything but the Docker engine, image and molecule
 	scripts/test --quick

@@ -371,17 +371,18 @@ class Layout(object):
             host, "mlflow_server_backend_store_uri"
         ):
             path = self.effective(host, "mlflow_server_sqlite_path") or home + "/mlflow.db"
-            out["backup_stores"] = [{"name": "mlflow", "path": path}]
-        # The auth apps keep users, permissions (and mlflow-oidc-auth its groups, grants and tokens)
-        # in a database of their own: SQLite in the server's home unless a URI names another,
-        # whatever the backend store.
-        auth_db = {
-            "basic": ("basic_auth", "mlflow_server_auth_database_uri"),
-            "oidc": ("oidc_auth", "mlflow_server_auth_oidc_database_uri"),
-        }.get(app)
-        auth = self._sqlite_store(host, *auth_db) if auth_db else []
-        if auth:
-            out["backup_stores"] = out.get("backup_stores", []) + auth
+            stores = [{"name": "mlflow", "path": path}]
+            # MLflow's basic-auth app keeps its users in the backend store's database, unless that is
+            # SQLite: then in basic_auth.db beside it.
+            if app == "basic":
+                stores += self._sqlite_store(host, "basic_auth", "mlflow_server_auth_database_uri")
+            out["backup_stores"] = stores
+        if app == "oidc":
+            # mlflow-oidc-auth keeps users, groups, grants and tokens in a database of its own,
+            # SQLite in the server's home unless mlops_oidc_database_uri names another, whatever the backend.
+            oidc = self._sqlite_store(host, "oidc_auth", "mlflow_server_auth_oidc_database_uri")
+            if oidc:
+                out["backup_stores"] = out.get("backup_stores", []) + oidc
         return out
 
     def _backup_target(self, host, memberships):
