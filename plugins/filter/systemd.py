@@ -59,6 +59,15 @@ options:
         user of a running server, whose shared memory and semaphores it would destroy.
     type: bool
     default: false
+  capabilities:
+    description:
+      - The capabilities the unit keeps (C(CapabilityBoundingSet=)), for a unit running as root that needs one,
+        such as C(CAP_DAC_READ_SEARCH) to read the files of other users. Empty keeps none.
+      - Only here, not in a line of the unit's own: systemd intersects a second C(CapabilityBoundingSet=) with
+        the empty one, and the unit would keep nothing.
+    type: list
+    elements: str
+    default: []
 author:
   - mlops.mlflow contributors
 """
@@ -86,6 +95,8 @@ _value:
     PrivateNetwork=true
     ReadWritePaths=/var/backups/mlflow
 """
+
+import re
 
 from ansible.errors import AnsibleFilterError
 
@@ -147,6 +158,18 @@ def _paths(read_write_paths):
     return paths
 
 
+_CAPABILITY = re.compile(r"^CAP_[A-Z_]+$")
+
+
+def _capabilities(capabilities):
+    if isinstance(capabilities, str) or not isinstance(capabilities, (list, tuple)):
+        raise AnsibleFilterError("systemd_hardening: capabilities must be a list such as ['CAP_DAC_READ_SEARCH']")
+    for capability in capabilities:
+        if not isinstance(capability, str) or not _CAPABILITY.match(capability):
+            raise AnsibleFilterError("systemd_hardening: %r is not a capability name (CAP_...)" % (capability,))
+    return list(dict.fromkeys(capabilities))
+
+
 def _families(address_families):
     if isinstance(address_families, str) or not isinstance(address_families, (list, tuple)):
         raise AnsibleFilterError(
@@ -170,6 +193,7 @@ def systemd_hardening(
     private_network=True,
     memory_deny_write_execute=True,
     remove_ipc=False,
+    capabilities=(),
 ):
     """The hardening directives of a unit's [Service] section, one a line (see DOCUMENTATION)."""
     paths = _paths(read_write_paths)
@@ -177,6 +201,7 @@ def systemd_hardening(
     private_network = _flag("private_network", private_network)
     memory_deny_write_execute = _flag("memory_deny_write_execute", memory_deny_write_execute)
     remove_ipc = _flag("remove_ipc", remove_ipc)
+    capabilities = _capabilities(capabilities)
     network = [family for family in families if family in _NETWORK_FAMILIES]
     if private_network and network:
         raise AnsibleFilterError(
@@ -189,7 +214,7 @@ def systemd_hardening(
     if remove_ipc:
         lines.append("RemoveIPC=true")
     lines += [
-        "CapabilityBoundingSet=",
+        "CapabilityBoundingSet=%s" % " ".join(capabilities),
         "AmbientCapabilities=",
         "RestrictAddressFamilies=%s" % (" ".join(families) or "none"),
         "SystemCallArchitectures=native",

@@ -140,9 +140,20 @@ def test_read_write_paths(paths, expected):
         ([], {"private_network": "no"}, "private_network must be true or false"),
         ([], {"remove_ipc": 1}, "remove_ipc must be true or false"),
         ([], {"memory_deny_write_execute": None}, "memory_deny_write_execute must be true or false"),
+        ([], {"capabilities": "CAP_DAC_READ_SEARCH"}, "capabilities must be a list"),
+        ([], {"capabilities": ["cap_chown"]}, "'cap_chown' is not a capability name"),
     ],
 )
 def test_bad_input(paths, kwargs, message):
     with pytest.raises(AnsibleFilterError, match="systemd_hardening: ") as error:
         systemd_hardening(paths, **kwargs)
     assert message in str(error.value)
+
+
+def test_capabilities_are_the_one_bounding_set():
+    # A second CapabilityBoundingSet= line in the unit would leave the unit none (systemd ANDs them).
+    lines = systemd_hardening(["/srv/x"], capabilities=["CAP_DAC_READ_SEARCH", "CAP_DAC_READ_SEARCH"]).splitlines()
+    assert [line for line in lines if line.startswith("CapabilityBoundingSet=")] == [
+        "CapabilityBoundingSet=CAP_DAC_READ_SEARCH"
+    ]
+    assert "CapabilityBoundingSet=" in systemd_hardening(["/srv/x"]).splitlines()
