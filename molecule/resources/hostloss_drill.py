@@ -116,6 +116,48 @@ class Drill:
         )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
 
+    def converged_clean(self, user_runs) -> None:
+        """The user's converge worked, the second changed nothing, --check announced nothing."""
+        assert user_runs.recap("converge")[self.host]["failed"] == 0
+        assert user_runs.changed_tasks("reconverge") == []
+        assert user_runs.recap("check")[self.host]["changed"] == 0
+
+    def seed(self, client, tag: str, scratch: Path) -> tuple[str, str, object]:
+        """An experiment, a run with a model registered from it, and rita granted EDIT by the admin:
+        (experiment id, that run's id, the model version)."""
+        experiment_id = client.create_experiment(f"drill-{tag}")
+        model_run = client.create_run(experiment_id, run_name="model")
+        (scratch / "MLmodel").write_text("flavors: {}\n")
+        client.log_artifact(model_run.info.run_id, str(scratch / "MLmodel"), "model")
+        client.create_registered_model(f"drill-model-{tag}")
+        version = client.create_model_version(
+            f"drill-model-{tag}", f"{model_run.info.artifact_uri}/model", run_id=model_run.info.run_id
+        )
+        self.grant_rita_edit(experiment_id)
+        return experiment_id, model_run.info.run_id, version
+
+    def seeded_back(self, client, tag: str, experiment_id: str, run_id: str, version) -> None:
+        """The model version and rita's permission came back."""
+        restored = client.get_model_version(f"drill-model-{tag}", version.version)
+        assert restored.source == version.source and restored.run_id == run_id
+        self.rita_can_edit(experiment_id, run_id)
+
+    def lose_and_restore(self, workload: Workload, user_runs, refused: list[str]) -> tuple[float, float, float]:
+        """Lose the host while the workload writes, converge a new one and restore it from the target
+        with the user's commands; on the way, its jobs named in `refused` refuse the target.
+        (time of the loss, seconds of the converge, seconds of the restore)."""
+        assert workload.error is None, workload.error
+        inspect, lost_at = self.lose_host()
+        workload.thread.join(timeout=60)
+        assert workload.error is not None, "the clients did not notice the host was gone"
+        self.new_host(inspect)
+        converge_s = user_runs.playbook("newhost-converge", "mlops.mlflow.site")
+        for job in refused:
+            self.backup_refused(job)
+        restore_s = user_runs.playbook("restore", "mlops.mlflow.restore", "-e", "mlops_restore_from=target")
+        self.wait_for_mlflow()
+        return lost_at, converge_s, restore_s
+
     def backup_refused(self, job: str) -> None:
         """The new host's backup job refuses the target before the restore."""
         refused = self.on_host("systemctl", "start", f"mlops-backup@{job}.service", check=False)

@@ -40,21 +40,12 @@ def client():
 
 
 def test_the_users_converges_left_nothing_to_change(user_runs):
-    assert user_runs.recap("converge")[DRILL.host]["failed"] == 0
-    assert user_runs.changed_tasks("reconverge") == []
-    assert user_runs.recap("check")[DRILL.host]["changed"] == 0
+    DRILL.converged_clean(user_runs)
 
 
 def test_total_host_loss_then_restore_from_the_target_alone(client, user_runs, tmp_path):
-    experiment_id = client.create_experiment(f"drill-{TAG}")
-    model_run = client.create_run(experiment_id, run_name="model")
-    (tmp_path / "MLmodel").write_text("flavors: {}\n")
-    client.log_artifact(model_run.info.run_id, str(tmp_path / "MLmodel"), "model")
-    client.create_registered_model(f"drill-model-{TAG}")
-    version = client.create_model_version(
-        f"drill-model-{TAG}", f"{model_run.info.artifact_uri}/model", run_id=model_run.info.run_id
-    )
-    DRILL.grant_rita_edit(experiment_id)  # in basic_auth.db, a store of its own here
+    # Rita's grant is in basic_auth.db here, a store of its own.
+    experiment_id, model_run_id, version = DRILL.seed(client, TAG, tmp_path)
 
     workload = Workload(client, experiment_id, tmp_path)
     workload.thread.start()
@@ -65,17 +56,7 @@ def test_total_host_loss_then_restore_from_the_target_alone(client, user_runs, t
     artifacts_started = time.time()
     DRILL.on_host("systemctl", "start", "mlops-backup@artifacts.service")
     time.sleep(20)
-    assert workload.error is None, workload.error
-
-    inspect, lost_at = DRILL.lose_host()
-    workload.thread.join(timeout=60)
-    assert workload.error is not None, "the clients did not notice the host was gone"
-    DRILL.new_host(inspect)
-    converge_s = user_runs.playbook("newhost-converge", "mlops.mlflow.site")
-    DRILL.backup_refused("stores")
-    DRILL.backup_refused("artifacts")
-    restore_s = user_runs.playbook("restore", "mlops.mlflow.restore", "-e", "mlops_restore_from=target")
-    DRILL.wait_for_mlflow()
+    lost_at, converge_s, restore_s = DRILL.lose_and_restore(workload, user_runs, refused=["stores", "artifacts"])
 
     runs = {run.info.run_id: run for run in client.search_runs([experiment_id], max_results=5000)}
     acked_runs = [run_id for _t, (run_id,) in workload.acked("run", lost_at)]
@@ -92,8 +73,7 @@ def test_total_host_loss_then_restore_from_the_target_alone(client, user_runs, t
         assert runs[run_id].data.params[key] == value
     restored, _missing = artifacts_back(client, workload.acked("artifact", artifacts_started), tmp_path)
     assert restored == len(workload.acked("artifact", artifacts_started)) > 0
-    assert client.get_model_version(f"drill-model-{TAG}", version.version).source == version.source
-    DRILL.rita_can_edit(experiment_id, model_run.info.run_id)
+    DRILL.seeded_back(client, TAG, experiment_id, model_run_id, version)
 
     metrics = workload.acked("metric", lost_at)
     lost = [p for _t, p in metrics if not back(p)]

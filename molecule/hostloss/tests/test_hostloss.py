@@ -61,9 +61,7 @@ def _backups() -> list[str]:
 
 
 def test_the_users_converges_left_nothing_to_change(user_runs):
-    assert user_runs.recap("converge")[DRILL.host]["failed"] == 0
-    assert user_runs.changed_tasks("reconverge") == []
-    assert user_runs.recap("check")[DRILL.host]["changed"] == 0
+    DRILL.converged_clean(user_runs)
 
 
 def test_the_database_has_a_base_backup_and_ships_its_wal_from_the_first_converge():
@@ -73,16 +71,8 @@ def test_the_database_has_a_base_backup_and_ships_its_wal_from_the_first_converg
 
 
 def test_total_host_loss_then_restore_from_the_target_alone(client, user_runs, tmp_path):
-    experiment_id = client.create_experiment(f"drill-{TAG}")
-    model_run = client.create_run(experiment_id, run_name="model")
-    (tmp_path / "MLmodel").write_text("flavors: {}\n")
-    client.log_artifact(model_run.info.run_id, str(tmp_path / "MLmodel"), "model")
-    client.create_registered_model(f"drill-model-{TAG}")
-    version = client.create_model_version(
-        f"drill-model-{TAG}", f"{model_run.info.artifact_uri}/model", run_id=model_run.info.run_id
-    )
-    # In the PostgreSQL database with the runs: pgBackRest ships the auth app's users and grants.
-    DRILL.grant_rita_edit(experiment_id)
+    # Rita's grant is in the PostgreSQL database with the runs: pgBackRest ships the auth app's users.
+    experiment_id, model_run_id, version = DRILL.seed(client, TAG, tmp_path)
 
     workload = Workload(client, experiment_id, tmp_path)
     workload.thread.start()
@@ -91,17 +81,8 @@ def test_total_host_loss_then_restore_from_the_target_alone(client, user_runs, t
     artifacts_started = time.time()
     DRILL.on_host("systemctl", "start", "mlops-backup@artifacts.service")
     time.sleep(METRICS_RPO_LIMIT + 15)
-    assert workload.error is None, workload.error
-
-    inspect, lost_at = DRILL.lose_host()
-    workload.thread.join(timeout=60)
-    assert workload.error is not None, "the clients did not notice the host was gone"
-    DRILL.new_host(inspect)
-    converge_s = user_runs.playbook("newhost-converge", "mlops.mlflow.site")
     # Until the restore, the new host's jobs refuse the target: its empty store stays off the backups.
-    DRILL.backup_refused("artifacts")
-    restore_s = user_runs.playbook("restore", "mlops.mlflow.restore", "-e", "mlops_restore_from=target")
-    DRILL.wait_for_mlflow()
+    lost_at, converge_s, restore_s = DRILL.lose_and_restore(workload, user_runs, refused=["artifacts"])
 
     runs = {run.info.run_id: run for run in client.search_runs([experiment_id], max_results=5000)}
     metrics = workload.acked("metric", lost_at)
@@ -123,10 +104,7 @@ def test_total_host_loss_then_restore_from_the_target_alone(client, user_runs, t
     after_job = workload.acked("artifact", lost_at, after=artifacts_started)
     after_restored, after_missing = artifacts_back(client, after_job, tmp_path)
 
-    # The registry, and the permission the auth app's admin granted.
-    restored_version = client.get_model_version(f"drill-model-{TAG}", version.version)
-    assert restored_version.source == version.source and restored_version.run_id == model_run.info.run_id
-    DRILL.rita_can_edit(experiment_id, model_run.info.run_id)
+    DRILL.seeded_back(client, TAG, experiment_id, model_run_id, version)
 
     report = {
         "layout": "postgresql",
