@@ -29,7 +29,9 @@ ADDRESSES = {"db": "10.0.0.11", "s3": "10.0.0.12", "m1": "10.0.0.21", "px": "10.
 
 def _hostvars(groups, **extra):
     hosts = sorted({host for members in groups.values() for host in members})
-    return {host: {**BASE, **TARGET, "mlops_private_address": ADDRESSES.get(host, "10.0.0.1"), **extra} for host in hosts}
+    return {
+        host: {**BASE, **TARGET, "mlops_private_address": ADDRESSES.get(host, "10.0.0.1"), **extra} for host in hosts
+    }
 
 
 def _both(host, hostvars, groups):
