@@ -63,7 +63,7 @@ options:
     description:
       - The capabilities the unit keeps (C(CapabilityBoundingSet=)), for a unit running as root that needs one,
         such as C(CAP_DAC_READ_SEARCH) to read the files of other users. Empty keeps none.
-      - Only here, not in a line of the unit's own: systemd intersects a second C(CapabilityBoundingSet=) with
+      - Only here, not in a line of the unit's own, since systemd intersects a second C(CapabilityBoundingSet=) with
         the empty one, and the unit would keep nothing.
     type: list
     elements: str
