@@ -11,16 +11,8 @@ from pathlib import Path
 
 import pytest
 from ansible_collections.mlops.mlflow.plugins.filter.layout import layout
+from ansible_collections.mlops.mlflow.tests.unit.plugins.filter.layout_inputs import SECRETS
 from conftest import _ansible_env
-
-SECRETS = {
-    "mlops_db_password": "db-secret-000001",
-    "mlops_s3_admin_access_key": "ADMINKEY01",
-    "mlops_s3_admin_secret_key": "admin-secret-000001",
-    "mlops_s3_mlflow_access_key": "MLFLOWKEY1",
-    "mlops_s3_mlflow_secret_key": "mlflow-secret-00001",
-    "mlops_users": [{"name": "alice", "password": "alice-password-1"}],
-}
 
 
 def _backup(host, hostvars, groups) -> dict:

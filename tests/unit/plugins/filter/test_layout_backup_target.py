@@ -6,15 +6,9 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.mlops.mlflow.plugins.filter.layout import layout, layout_missing
+from ansible_collections.mlops.mlflow.tests.unit.plugins.filter.layout_inputs import ALL_IN_ONE
+from ansible_collections.mlops.mlflow.tests.unit.plugins.filter.layout_inputs import SECRETS as BASE
 
-BASE = {
-    "mlops_db_password": "db-secret-000001",
-    "mlops_s3_admin_access_key": "ADMINKEY01",
-    "mlops_s3_admin_secret_key": "admin-secret-000001",
-    "mlops_s3_mlflow_access_key": "MLFLOWKEY1",
-    "mlops_s3_mlflow_secret_key": "mlflow-secret-00001",
-    "mlops_users": [{"name": "alice", "password": "alice-password-1"}],
-}
 TARGET = {
     "mlops_backup_target_endpoint_url": "https://backup.lan:8443",
     "mlops_backup_target_bucket": "mlflow-backups",
@@ -22,7 +16,6 @@ TARGET = {
     "mlops_backup_target_secret_key": "backup-secret-00001",
     "mlops_backup_target_cipher_pass": "cipher-pass-0000000001",
 }
-ALL_IN_ONE = {group: ["pi"] for group in ("mlflow_db", "mlflow_object_store", "mlflow_server", "mlflow_proxy")}
 SPLIT = {"mlflow_db": ["db"], "mlflow_object_store": ["s3"], "mlflow_server": ["m1"], "mlflow_proxy": ["px"]}
 ADDRESSES = {"db": "10.0.0.11", "s3": "10.0.0.12", "m1": "10.0.0.21", "px": "10.0.0.30"}
 
