@@ -22,6 +22,9 @@ description:
     template to include.
   - The defaults are the strictest sandbox; a unit loosens only what it needs, by name.
   - C(systemd-analyze security) scores a unit rendered with the defaults at most 2.0.
+  - A system call outside the filter fails with C(EPERM) (C(SystemCallErrorNumber=EPERM)) rather than killing
+    the process with C(SIGSYS), which leaves no message; SQLite run as root, for one, tries C(fchown) on its
+    journal and goes on without it.
 options:
   _input:
     description:
@@ -92,6 +95,7 @@ _value:
     ProtectHome=true
     ...
     SystemCallFilter=~@privileged
+    SystemCallErrorNumber=EPERM
     PrivateNetwork=true
     ReadWritePaths=/var/backups/mlflow
 """
@@ -220,6 +224,9 @@ def systemd_hardening(
         "SystemCallArchitectures=native",
         "SystemCallFilter=@system-service",
         "SystemCallFilter=~@privileged",
+        # A call outside the filter fails with EPERM instead of killing the process with SIGSYS:
+        # SQLite run as root tries fchown() on its journal and carries on without it.
+        "SystemCallErrorNumber=EPERM",
     ]
     if private_network:
         lines.append("PrivateNetwork=true")

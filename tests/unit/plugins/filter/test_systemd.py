@@ -28,6 +28,7 @@ COMMON = [
     "SystemCallArchitectures=native",
     "SystemCallFilter=@system-service",
     "SystemCallFilter=~@privileged",
+    "SystemCallErrorNumber=EPERM",
 ]
 NET = ["AF_INET", "AF_INET6", "AF_UNIX"]
 
