@@ -44,8 +44,7 @@ def test_the_sandbox_reaches_the_network_and_writes_only_staging(service):
     assert "PrivateNetwork=true" not in lines
     assert "ReadWritePaths=/var/lib/mlops-backup/staging" in lines
     assert "ProtectSystem=strict" in lines
-    # Root's only capabilities: reading the mlflow user's stores, on one line (a second one would
-    # be intersected with the first).
+    # Root's only capabilities: reading the mlflow user's stores, on the filter's one line.
     caps = [line for line in lines if line.startswith("CapabilityBoundingSet=")]
     assert caps == ["CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_DAC_OVERRIDE"]
 

@@ -66,8 +66,8 @@ options:
     description:
       - The capabilities the unit keeps (C(CapabilityBoundingSet=)), for a unit running as root that needs one,
         such as C(CAP_DAC_READ_SEARCH) to read the files of other users. Empty keeps none.
-      - Only here, not in a line of the unit's own, since systemd intersects a second C(CapabilityBoundingSet=) with
-        the empty one, and the unit would keep nothing.
+      - Name them here rather than in a line of the unit's own, so that the unit has one C(CapabilityBoundingSet=)
+        line, the one this filter writes.
     type: list
     elements: str
     default: []
