@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.mlops.mlflow.plugins.filter.layout import layout, layout_missing
-from ansible_collections.mlops.mlflow.tests.unit.plugins.filter.layout_inputs import ALL_IN_ONE
-from ansible_collections.mlops.mlflow.tests.unit.plugins.filter.layout_inputs import SECRETS as BASE
+from ansible_collections.mlops.mlflow.tests.unit.plugins.filter.layout_inputs import ALL_IN_ONE, SECRETS
 
 TARGET = {
     "mlops_backup_target_endpoint_url": "https://backup.lan:8443",
@@ -23,7 +22,7 @@ ADDRESSES = {"db": "10.0.0.11", "s3": "10.0.0.12", "m1": "10.0.0.21", "px": "10.
 def _hostvars(groups, **extra):
     hosts = sorted({host for members in groups.values() for host in members})
     return {
-        host: {**BASE, **TARGET, "mlops_private_address": ADDRESSES.get(host, "10.0.0.1"), **extra} for host in hosts
+        host: {**SECRETS, **TARGET, "mlops_private_address": ADDRESSES.get(host, "10.0.0.1"), **extra} for host in hosts
     }
 
 
