@@ -70,6 +70,43 @@ def health(host):
     return lambda url="http://127.0.0.1:5000/health", timeout=180: wait_for_health(host, url, timeout)
 
 
+# Two runs in one experiment, each with a metric and an artifact; one deleted (soft: only its
+# lifecycle_stage changes until mlflow gc purges it). Prints {"kept": id, "deleted": id}.
+_KEPT_AND_DELETED_RUNS = """
+import json, os, sys, tempfile
+from mlflow.tracking import MlflowClient
+client = MlflowClient()
+experiment = client.create_experiment(sys.argv[1])
+ids = {}
+for name in ("kept", "deleted"):
+    run = client.create_run(experiment, run_name=name)
+    client.log_metric(run.info.run_id, "loss", 0.5, step=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, name + ".txt")
+        with open(path, "w") as handle:
+            handle.write(name * 1000)
+        client.log_artifact(run.info.run_id, path)
+    client.set_terminated(run.info.run_id)
+    ids[name] = run.info.run_id
+client.delete_run(ids["deleted"])
+print(json.dumps(ids))
+"""
+
+
+@pytest.fixture
+def kept_and_deleted_runs(host):
+    """kept_and_deleted_runs(experiment, env) -> {"kept": run id, "deleted": run id}: logged with the
+    real mlflow client in the host (env: its MLFLOW_TRACKING_* settings), one run deleted."""
+    payload = base64.b64encode(_KEPT_AND_DELETED_RUNS.encode()).decode()
+    host.check_output(f"echo {payload} | base64 -d > /root/kept_and_deleted_runs.py")
+
+    def _log(experiment: str, env: str) -> dict:
+        out = host.check_output(f"{env} {MLFLOW_PYTHON} /root/kept_and_deleted_runs.py {experiment}")
+        return json.loads(out.splitlines()[-1])
+
+    return _log
+
+
 _HTTP_PROBE = """
 import base64, json, ssl, sys, urllib.error, urllib.request
 url, user, password, host_header = sys.argv[1:5]

@@ -96,6 +96,10 @@ KNOBS = (
     (STORE, "mlops_s3_mlflow_access_key", "object_store_mlflow_access_key"),
     (STORE, "mlops_s3_mlflow_secret_key", "object_store_mlflow_secret_key"),
     (PROXY, "mlops_public_https_port", "nginx_proxy_public_https_port"),
+    # ACME certificates (see Layout._acme): mlops_acme_directory_url turns them on.
+    (PROXY, "mlops_acme_directory_url", "nginx_proxy_acme_directory_url"),
+    (PROXY, "mlops_acme_email", "nginx_proxy_acme_email"),
+    (PROXY, "mlops_acme_ca_bundle", "nginx_proxy_acme_ca_bundle"),
     (S3_IAM, "mlops_s3_bucket", "s3_iam_bucket"),
     (S3_IAM, "mlops_s3_prefix", "s3_iam_prefix"),
     (S3_IAM, "mlops_aws_region", "s3_iam_region"),
@@ -113,6 +117,18 @@ KNOBS = (
     (DB, "mlops_backup_target_cipher_pass", "postgres_pgbackrest_cipher_pass"),
     (SERVER, "mlops_backup_target_access_key", "backup_target_access_key"),
     (SERVER, "mlops_backup_target_secret_key", "backup_target_secret_key"),
+)
+
+# Derived role variables that come from one knob of the user's besides KNOBS and OIDC_KNOBS, so that
+# the roles' checks can name the knob the user set (mlops_layout_origins).
+ORIGINS = (
+    ("nginx_proxy_acme_enabled", "mlops_acme_directory_url"),
+    ("nginx_proxy_acme_domains", "mlops_public_hostname"),
+    ("nginx_proxy_server_name", "mlops_public_hostname"),
+    ("mlflow_server_public_hostnames", "mlops_public_hostname"),
+    ("mlflow_server_auth_oidc_public_url", "mlops_public_hostname"),
+    ("mlflow_server_gc_enabled", "mlops_gc_older_than"),
+    ("mlflow_server_gc_older_than", "mlops_gc_older_than"),
 )
 
 # What a user must define, by the role variable it feeds: (knob, role variable, group, when, why).
@@ -174,6 +190,8 @@ SECRET_VARS = frozenset(
         "mlflow_server_auth_oidc_database_uri",
     ]
 )
+
+_ACME_DIRECTORY = re.compile(r"^https://[^/\s]+(/\S*)?$")
 
 _IPV4 = re.compile(r"^([0-9]{1,3}\.){3}[0-9]{1,3}$")
 _IPV6 = re.compile(r"^[0-9a-fA-F:]*:[0-9a-fA-F:]*$")
@@ -450,6 +468,40 @@ class Layout(object):
             )
         return out
 
+    def origins(self, host):
+        """Derived role variable -> the knob of the user's it comes from, where it comes from one."""
+        derived = self.derive(host)
+        pairs = [(role_var, knob) for _group, knob, role_var in KNOBS]
+        pairs += [(role_var, knob) for knob, role_var, _required in OIDC_KNOBS] + list(ORIGINS)
+        return {role_var: knob for role_var, knob in pairs if role_var in derived and self.is_set(host, knob)}
+
+    def _acme(self, host, public_name):
+        """ACME certificates for the public name on the proxy, {} unless mlops_acme_directory_url is set.
+
+        http-01 reaches the name on port 80, so one proxy answers for it: with several, the
+        challenge would land on whichever the name resolves to, and the others never get theirs.
+        """
+        url = self.get(host, "mlops_acme_directory_url") or ""
+        if not url:
+            return {}
+        if not isinstance(url, str) or not _ACME_DIRECTORY.match(url):
+            raise AnsibleFilterError(
+                "mlops_acme_directory_url is %r on %s: an ACME directory is an https:// URL (RFC 8555), such as "
+                "https://acme-v02.api.letsencrypt.org/directory" % (url, host)
+            )
+        if len(self.group(PROXY)) > 1:
+            raise AnsibleFilterError(
+                "mlops_acme_directory_url is set with %d hosts in mlflow_proxy: ACME's http-01 challenge for %s "
+                "reaches one of them only. Keep one proxy, or give the proxies a certificate of your own "
+                "(nginx_proxy_tls_certificate)" % (len(self.group(PROXY)), public_name)
+            )
+        if is_ip_address(public_name):
+            raise AnsibleFilterError(
+                "mlops_acme_directory_url is set, but the public name is the IP address %s: ACME issues for a "
+                "DNS name. Set mlops_public_hostname to the name clients use" % public_name
+            )
+        return {"nginx_proxy_acme_enabled": True, "nginx_proxy_acme_domains": [public_name]}
+
     def _sqlite_store(self, host, name, uri_var):
         """[{name, path}] of an auth app's database (<home>/<name>.db unless uri_var says), [] when not SQLite."""
         uri = self.effective(host, uri_var) or "sqlite:///%s/%s.db" % (self.effective(host, "mlflow_server_home"), name)
@@ -612,6 +664,7 @@ class Layout(object):
         if PROXY in memberships:
             derived["nginx_proxy_upstreams"] = [self._upstream(server) for server in self.group(SERVER)]
             derived["nginx_proxy_server_name"] = public_name
+            derived.update(self._acme(host, public_name))
             if self.auth_mode(host) == "oidc":
                 derived["nginx_proxy_auth"] = "oidc"
             elif self.is_set(host, "mlops_users"):
@@ -633,14 +686,21 @@ class Layout(object):
 def layout(host, hostvars, groups, secrets=False):
     """The role variables the layout sets on host, less those the user set there.
 
-    secrets: False gives the plain variables, True only those that carry a secret.
+    secrets: False gives the plain variables (and mlops_layout_origins: which knob set which of all
+    of them), True only those that carry a secret.
     """
     plan = Layout(hostvars, groups)
-    return {
+    out = {
         name: value
         for name, value in plan.derive(host).items()
         if not plan.is_set(host, name) and (name in SECRET_VARS) == bool(secrets)
     }
+    if not secrets:
+        # Which knob set which role variable: the roles' checks name the knob (a name, never a value).
+        origins = {name: knob for name, knob in plan.origins(host).items() if not plan.is_set(host, name)}
+        if origins:
+            out["mlops_layout_origins"] = origins
+    return out
 
 
 def layout_missing(hostvars, groups):

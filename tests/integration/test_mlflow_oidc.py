@@ -327,6 +327,11 @@ def test_preflight_names_an_issuer_that_does_not_answer(tmp_path):
     proc = _preflight_and_render(variables, tmp_path)
     assert proc.returncode != 0
     assert f"mlflow_server_auth_oidc_issuer {_Gone.issuer} does not answer as an OpenID provider" in _failures(proc)
+    # Set by mlops.mlflow.site from the user's knob (mlops_layout_origins): the message names the knob.
+    origins = {"mlflow_server_auth_oidc_issuer": "mlops_oidc_issuer"}
+    proc = _preflight_and_render(variables | {"mlops_layout_origins": origins}, tmp_path)
+    assert proc.returncode != 0
+    assert f"mlops_oidc_issuer {_Gone.issuer} does not answer as an OpenID provider" in _failures(proc)
 
 
 def test_preflight_names_a_wrong_client_secret(tmp_path):
@@ -335,10 +340,22 @@ def test_preflight_names_a_wrong_client_secret(tmp_path):
         good = _preflight_and_render(_role_variables(provider, "https://mlflow.example.com", 5000, tmp_path), tmp_path)
         assert good.returncode == 0, good.stdout[-3000:]
         provider.client_secret = "not-the-secret-of-this-client"
-        proc = _preflight_and_render(_role_variables(provider, "https://mlflow.example.com", 5000, tmp_path), tmp_path)
+        variables = _role_variables(provider, "https://mlflow.example.com", 5000, tmp_path)
+        proc = _preflight_and_render(variables, tmp_path)
+        origins = {
+            "mlflow_server_auth_oidc_client_id": "mlops_oidc_client_id",
+            "mlflow_server_auth_oidc_client_secret": "mlops_oidc_client_secret",
+        }
+        from_knobs = _preflight_and_render(variables | {"mlops_layout_origins": origins}, tmp_path)
     assert proc.returncode != 0
     failures = _failures(proc)
     assert (
         "refuses mlflow_server_auth_oidc_client_id" in failures and "mlflow_server_auth_oidc_client_secret" in failures
     )
     assert "not-the-secret-of-this-client" not in proc.stdout
+    # Set by mlops.mlflow.site from the user's knobs: the message names those.
+    assert from_knobs.returncode != 0
+    assert "refuses mlops_oidc_client_id" in _failures(from_knobs) and "mlops_oidc_client_secret" in _failures(
+        from_knobs
+    )
+    assert "not-the-secret-of-this-client" not in from_knobs.stdout

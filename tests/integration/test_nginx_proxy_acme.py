@@ -14,8 +14,9 @@ apply again and check mode change nothing. The renewal script (the timer's comma
 certificate that is not due alone and renews one that expires within renew_days. A forced renewal
 replaces the certificate (new serial) while /health, sampled over new TLS connections all along,
 never fails. An ACME directory that does not answer fails the run with a message naming
-nginx_proxy_acme_directory_url, before anything changes: the certificate, settings and the site
-nginx serves stay as they were.
+nginx_proxy_acme_directory_url (or the user's mlops_acme_directory_url, when the layout set it from
+that knob), before anything changes: the certificate, settings and the site nginx serves stay as
+they were.
 """
 
 from __future__ import annotations
@@ -300,6 +301,12 @@ def test_acme_certificate_issue_serve_renew(tmp_path, needs, upstream):
         # The same for a URL that answers, but not as an ACME directory (nginx's own /health).
         rc, ran, out = _run(tmp_path, variables | {"nginx_proxy_acme_directory_url": f"http://127.0.0.1:{http_port}/"})
         assert rc != 0 and "nginx_proxy_acme_directory_url" in out, out
+        assert {path: path.read_bytes() for path in before} == before
+        # Set by mlops.mlflow.site from the user's knob (the layout records it in mlops_layout_origins):
+        # the message names the knob the user wrote.
+        origins = {"nginx_proxy_acme_directory_url": "mlops_acme_directory_url"}
+        rc, ran, out = _run(tmp_path, dead | {"mlops_layout_origins": origins})
+        assert rc != 0 and "mlops_acme_directory_url https://localhost:" in out and "mlops_acme_ca_bundle" in out, out
         assert {path: path.read_bytes() for path in before} == before
     finally:
         nginx.stop()

@@ -13,26 +13,6 @@ ENV = (
     f"MLFLOW_TRACKING_URI=https://localhost MLFLOW_TRACKING_USERNAME=alice MLFLOW_TRACKING_PASSWORD={PASSWORD} "
     "MLFLOW_TRACKING_INSECURE_TLS=true"
 )
-# Both runs log a metric and an artifact through nginx; one is deleted (soft: lifecycle_stage).
-LOG_TWO_RUNS = """
-import json, os, tempfile
-from mlflow.tracking import MlflowClient
-client = MlflowClient()
-experiment = client.create_experiment("gc-check")
-ids = {}
-for name in ("kept", "deleted"):
-    run = client.create_run(experiment, run_name=name)
-    client.log_metric(run.info.run_id, "loss", 0.5, step=0)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, name + ".txt")
-        with open(path, "w") as handle:
-            handle.write(name * 1000)
-        client.log_artifact(run.info.run_id, path)
-    client.set_terminated(run.info.run_id)
-    ids[name] = run.info.run_id
-client.delete_run(ids["deleted"])
-print(json.dumps(ids))
-"""
 # The bucket as mlflow's own S3 identity sees it (the server's env file: endpoint and keys).
 LIST_BUCKET = """
 import json, os, urllib.parse, boto3
@@ -61,9 +41,9 @@ def _rows(host, table: str, run_id: str) -> int:
     return int(host.check_output(f'runuser -u postgres -- psql -d mlflow -tAc "{query}"').strip())
 
 
-def test_a_deleted_run_is_purged_by_the_timers_service(host):
+def test_a_deleted_run_is_purged_by_the_timers_service(host, kept_and_deleted_runs):
     assert host.service("mlflow-gc.timer").is_enabled
-    ids = json.loads(_python(host, LOG_TWO_RUNS, prefix=ENV).splitlines()[-1])
+    ids = kept_and_deleted_runs("gc-check", ENV)
     kept, deleted = ids["kept"], ids["deleted"]
     before = _keys(host)
     assert [key for key in before if deleted in key] and [key for key in before if kept in key]

@@ -127,8 +127,11 @@ def test_split_layout_binds_to_private_addresses_and_admits_exactly_the_servers(
     assert m2["mlflow_server_s3_endpoint_url"] == "http://10.0.0.12:8333"
     assert layout("px", hostvars, SPLIT)["nginx_proxy_upstreams"] == ["10.0.0.21:5000", "[fd00::22]:5000"]
     # Each host gets only what its own groups' roles read.
-    assert not [name for name in layout("px", hostvars, SPLIT) if not name.startswith("nginx_proxy_")]
-    assert not [name for name in layout("db", hostvars, SPLIT) if not name.startswith("postgres_")]
+    # (mlops_layout_origins: the layout's own record of which knob set which of them.)
+    assert not [
+        name for name in layout("px", hostvars, SPLIT) if not name.startswith(("nginx_proxy_", "mlops_layout_"))
+    ]
+    assert not [name for name in layout("db", hostvars, SPLIT) if not name.startswith(("postgres_", "mlops_layout_"))]
 
 
 def test_a_variable_the_user_set_is_never_derived_and_feeds_the_other_hosts():
@@ -197,7 +200,12 @@ def test_aws_s3_with_an_access_key_waits_for_the_s3_iam_host():
     assert ec2["mlflow_server_s3_region"] == "eu-central-1"
     assert ec2["mlops_layout_s3_key_host"] == "localhost"
     iam = layout("localhost", hostvars, groups)
-    assert iam == {"s3_iam_bucket": "team-bucket", "s3_iam_region": "eu-central-1", "s3_iam_mode": "access_key"}
+    assert iam == {
+        "s3_iam_bucket": "team-bucket",
+        "s3_iam_region": "eu-central-1",
+        "s3_iam_mode": "access_key",
+        "mlops_layout_origins": {"s3_iam_bucket": "mlops_s3_bucket", "s3_iam_region": "mlops_aws_region"},
+    }
     # An instance profile: no key to hand over.
     hostvars = _hostvars(groups, common={**common, "mlops_s3_instance_role": "mlflow-ec2"})
     assert "mlops_layout_s3_key_host" not in layout("ec2", hostvars, groups)
@@ -293,7 +301,7 @@ def test_mariadb_split_layout_binds_privately_and_admits_exactly_the_servers():
     db = layout("db", hostvars, SPLIT)
     assert db["mariadb_bind_addresses"] == ["127.0.0.1", "10.0.0.11"]
     assert db["mariadb_client_hosts"] == ["10.0.0.21", "fd00::22"]
-    assert not [name for name in db if not name.startswith("mariadb_")]
+    assert not [name for name in db if not name.startswith(("mariadb_", "mlops_layout_"))]
     assert layout("m1", hostvars, SPLIT)["mlflow_server_db_host"] == "10.0.0.11"
 
 
