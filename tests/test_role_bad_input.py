@@ -115,11 +115,6 @@ CASES = [
         {"mlflow_server_gc_enabled": True, "mlflow_server_service_manager": "cron"},
         "mlflow_server_gc_enabled",
     ),
-    (
-        "mlflow_server",
-        {"mlflow_server_gc_enabled": True, "mlflow_server_install_mode": "container"},
-        "mlflow_server_gc_enabled",
-    ),
     ("nginx_proxy", {"nginx_proxy_users": []}, "nginx_proxy_users"),
     ("nginx_proxy", {"nginx_proxy_users": [{"name": "alice", "password": "short"}]}, "nginx_proxy_users"),
     ("nginx_proxy", {"nginx_proxy_users": [{"name": "a:b", "password": "a-good-password"}]}, "nginx_proxy_users"),
