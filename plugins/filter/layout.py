@@ -100,6 +100,8 @@ KNOBS = (
     (PROXY, "mlops_acme_directory_url", "nginx_proxy_acme_directory_url"),
     (PROXY, "mlops_acme_email", "nginx_proxy_acme_email"),
     (PROXY, "mlops_acme_ca_bundle", "nginx_proxy_acme_ca_bundle"),
+    (PROXY, "mlops_acme_eab_kid", "nginx_proxy_acme_eab_kid"),
+    (PROXY, "mlops_acme_eab_hmac_key", "nginx_proxy_acme_eab_hmac_key"),
     (S3_IAM, "mlops_s3_bucket", "s3_iam_bucket"),
     (S3_IAM, "mlops_s3_prefix", "s3_iam_prefix"),
     (S3_IAM, "mlops_aws_region", "s3_iam_region"),
@@ -188,6 +190,7 @@ SECRET_VARS = frozenset(
         "mlflow_server_auth_users",
         "mlflow_server_backend_store_uri",
         "mlflow_server_auth_oidc_database_uri",
+        "nginx_proxy_acme_eab_hmac_key",
     ]
 )
 

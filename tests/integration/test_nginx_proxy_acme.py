@@ -21,6 +21,7 @@ they were.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -167,15 +168,10 @@ def _serial(path: Path) -> int:
     return x509.load_pem_x509_certificate(path.read_bytes()).serial_number
 
 
-def test_acme_certificate_issue_serve_renew(tmp_path, needs, upstream):
-    http_port, https_port = find_free_port(), find_free_port()
-    pebble = Pebble(http_port).start()
-    tls_dir, state = tmp_path / "tls", tmp_path / "acme-state"
-    (tmp_path / "sbin").mkdir()
-    site_file = tmp_path / "mlflow.conf"
-    nginx = SiteNginx(site_file, http_port)
-    settings = tmp_path / "acme-renew.json"
-    variables = {
+def _acme_variables(tmp_path: Path, pebble: Pebble, nginx: SiteNginx, upstream, http_port: int, https_port: int):
+    """The role's variables for an ACME site at pebble, everything it writes under tmp_path."""
+    (tmp_path / "sbin").mkdir(exist_ok=True)
+    return {
         "nginx_proxy_server_name": DOMAIN,
         "nginx_proxy_users": [{"name": USER, "password": PASSWORD}],
         "nginx_proxy_upstreams": [upstream],
@@ -190,15 +186,25 @@ def test_acme_certificate_issue_serve_renew(tmp_path, needs, upstream):
         "nginx_proxy_acme_domains": [DOMAIN],
         "nginx_proxy_acme_renew_days": 30,
         "nginx_proxy_acme_on_calendar": "*-*-* 04:00:00",
-        "_nginx_proxy_tls_dir": str(tls_dir),
-        "_nginx_proxy_acme_state_dir": str(state),
+        "_nginx_proxy_tls_dir": str(tmp_path / "tls"),
+        "_nginx_proxy_acme_state_dir": str(tmp_path / "acme-state"),
         "_nginx_proxy_acme_script": str(tmp_path / "sbin" / "nginx-proxy-acme-renew"),
-        "_nginx_proxy_acme_settings": str(settings),
+        "_nginx_proxy_acme_settings": str(tmp_path / "acme-renew.json"),
         "_nginx_proxy_acme_reload_command": nginx.reload_command,
         # No systemd here: the timer's units are _systemd's tests' business.
         "_systemd_job_enabled": False,
         "__systemd_job_unit_dir": str(tmp_path / "units"),
     }
+
+
+def test_acme_certificate_issue_serve_renew(tmp_path, needs, upstream):
+    http_port, https_port = find_free_port(), find_free_port()
+    pebble = Pebble(http_port).start()
+    tls_dir, state = tmp_path / "tls", tmp_path / "acme-state"
+    site_file = tmp_path / "mlflow.conf"
+    nginx = SiteNginx(site_file, http_port)
+    settings = tmp_path / "acme-renew.json"
+    variables = _acme_variables(tmp_path, pebble, nginx, upstream, http_port, https_port)
     cert = tls_dir / "acme.crt"
     try:
         # Check mode on a fresh host: the placeholder and the issuance announced, nothing written.
@@ -308,6 +314,52 @@ def test_acme_certificate_issue_serve_renew(tmp_path, needs, upstream):
         rc, ran, out = _run(tmp_path, dead | {"mlops_layout_origins": origins})
         assert rc != 0 and "mlops_acme_directory_url https://localhost:" in out and "mlops_acme_ca_bundle" in out, out
         assert {path: path.read_bytes() for path in before} == before
+    finally:
+        nginx.stop()
+        pebble.stop()
+
+
+def test_acme_external_account_binding(tmp_path, needs, upstream):
+    """An ACME server that requires an external account binding (pebble with EAB keys): without one
+    the run fails and the placeholder stays; with nginx_proxy_acme_eab_kid and _hmac_key certbot binds
+    the account and the certificate is issued. The HMAC key stays in a root-only file certbot reads,
+    out of the settings file and of the run's output."""
+    http_port, https_port = find_free_port(), find_free_port()
+    kid, hmac_key = "kid-mlops-1", base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    pebble = Pebble(http_port, eab={kid: hmac_key}).start()
+    site_file = tmp_path / "mlflow.conf"
+    nginx = SiteNginx(site_file, http_port)
+    variables = _acme_variables(tmp_path, pebble, nginx, upstream, http_port, https_port)
+    cert, eab_file = tmp_path / "tls" / "acme.crt", tmp_path / "acme-state" / "config" / "eab.ini"
+    try:
+        rc, _ran, out = _run(tmp_path, variables, acme=False)
+        assert rc == 0, out
+        render_role_template("nginx_proxy", "mlflow-site.conf.j2", site_file, tmp_path, variables)
+        nginx.start()
+        placeholder = cert.read_bytes()
+
+        rc, ran, out = _run(tmp_path, variables)
+        assert rc != 0 and ISSUE in dict(ran), out  # refused by the server: no binding
+        assert cert.read_bytes() == placeholder and not eab_file.exists()
+
+        bound = variables | {"nginx_proxy_acme_eab_kid": kid, "nginx_proxy_acme_eab_hmac_key": hmac_key}
+        rc, ran, out = _run(tmp_path, bound)
+        assert rc == 0, out
+        issued = x509.load_pem_x509_certificate(cert.read_bytes())
+        assert issued.issuer != issued.subject
+        context = _client_context(pebble.root_pem())
+        assert _wait_for_serial(https_port, context, issued.serial_number) == (200, issued.serial_number)
+        assert oct(eab_file.stat().st_mode & 0o777) == "0o600"
+        assert f"eab-kid = {kid}" in eab_file.read_text()
+        assert hmac_key not in (tmp_path / "acme-renew.json").read_text()
+        assert hmac_key not in out
+        rc, ran, out = _run(tmp_path, bound)
+        assert rc == 0 and _changed(ran) == [], ran
+
+        # Half a binding is refused before anything changes, naming both variables.
+        rc, ran, out = _run(tmp_path, bound | {"nginx_proxy_acme_eab_hmac_key": ""})
+        assert rc != 0 and "nginx_proxy_acme_eab_kid and" in out and "nginx_proxy_acme_eab_hmac_key go together" in out
+        assert _changed(ran) == [] and eab_file.exists()
     finally:
         nginx.stop()
         pebble.stop()

@@ -5,7 +5,8 @@ test CA (``tls_ca`` is that CA's PEM file: the bundle an ACME client needs), a p
 ``httpPort`` is `http_port` (where pebble's validator connects for http-01: the nginx under test),
 starts ``pebble -config`` with PEBBLE_VA_NOSLEEP=1 (no artificial delays; validation stays real)
 and PEBBLE_WFE_NONCEREJECT=0 (no good nonce refused on purpose),
-and waits for its directory. ``root_pem()`` is the root that signs the certificates pebble issues,
+and waits for its directory. With ``eab`` ({key id: base64url HMAC key}) every new account must carry an
+external account binding to one of those keys. ``root_pem()`` is the root that signs the certificates pebble issues,
 from its management port (/roots/0; regenerated on every start).
 """
 
@@ -76,8 +77,9 @@ def write_tls_pair(directory: Path) -> tuple[Path, Path, Path]:
 
 
 class Pebble:
-    def __init__(self, http_port: int):
+    def __init__(self, http_port: int, eab: dict[str, str] | None = None):
         self.http_port = http_port
+        self.eab = eab or {}  # key id -> base64url HMAC key: new accounts must be bound to one
         self.dir = Path(tempfile.mkdtemp(prefix="pebble-test-"))
         self.port = find_free_port()
         self.management_port = find_free_port()
@@ -108,7 +110,8 @@ class Pebble:
                         "httpPort": self.http_port,
                         "tlsPort": find_free_port(),
                         "ocspResponderURL": "",
-                        "externalAccountBindingRequired": False,
+                        "externalAccountBindingRequired": bool(self.eab),
+                        "externalAccountMACKeys": self.eab,
                     }
                 }
             )

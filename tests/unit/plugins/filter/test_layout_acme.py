@@ -83,3 +83,17 @@ def test_the_roles_checks_can_name_the_knobs_the_user_set():
     assert "nginx_proxy_acme_ca_bundle" not in origins
     # Names only: no value of the user's travels in it.
     assert set(origins.values()) <= {"mlops_acme_directory_url", "mlops_public_hostname", "mlops_acme_email"}
+
+
+def test_the_external_account_binding_reaches_the_proxy_and_its_key_is_a_secret():
+    hostvars = _hostvars(
+        ["pi"],
+        mlops_public_hostname="mlflow.example.org",
+        mlops_acme_directory_url="https://acme.zerossl.com/v2/DV90",
+        mlops_acme_eab_kid="kid-1",
+        mlops_acme_eab_hmac_key="c2VjcmV0LWhtYWMta2V5",
+    )
+    plain, secret = layout("pi", hostvars, ALL_IN_ONE), layout("pi", hostvars, ALL_IN_ONE, secrets=True)
+    assert plain["nginx_proxy_acme_eab_kid"] == "kid-1" and "nginx_proxy_acme_eab_hmac_key" not in plain
+    assert secret["nginx_proxy_acme_eab_hmac_key"] == "c2VjcmV0LWhtYWMta2V5"
+    assert plain["mlops_layout_origins"]["nginx_proxy_acme_eab_hmac_key"] == "mlops_acme_eab_hmac_key"
