@@ -221,3 +221,24 @@ def test_bad_input_fails_early_naming_the_variable(role, bad, variable, tmp_path
     assert not any(t["hosts"]["localhost"].get("changed") for t in tasks)
     assert variable in json.dumps(result), result
     assert not any(secret in json.dumps(report) for secret in SECRETS)
+
+
+# Set by mlops.mlflow.site from a knob of the user's (the layout's mlops_layout_origins): the same
+# checks name the knob the user wrote, not the role variable it became.
+FROM_KNOBS = [
+    ("postgres", {"postgres_db_password": "short"}, "mlops_db_password"),
+    ("object_store", {"object_store_mlflow_secret_key": "short"}, "mlops_s3_mlflow_secret_key"),
+    ("mlflow_server", {"mlflow_server_gc_older_than": "30 days"}, "mlops_gc_older_than"),
+    ("s3_iam", {"s3_iam_prefix": "/artifacts/"}, "mlops_s3_prefix"),
+]
+
+
+@pytest.mark.parametrize(("role", "bad", "knob"), FROM_KNOBS, ids=[c[2] for c in FROM_KNOBS])
+def test_a_value_the_layout_set_fails_naming_the_users_knob(role, bad, knob, tmp_path):
+    (variable,) = bad
+    report = _run_role(role, {**bad, "mlops_layout_origins": {variable: knob}}, tmp_path)
+    tasks = report["plays"][0]["tasks"]
+    (failed,) = [t["hosts"]["localhost"] for t in tasks if t["hosts"]["localhost"].get("failed")]
+    assert failed["msg"].startswith(knob + " "), failed["msg"]
+    assert variable not in failed["msg"]
+    assert not any(t["hosts"]["localhost"].get("changed") for t in tasks)

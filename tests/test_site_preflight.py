@@ -178,6 +178,12 @@ def test_oidc_needs_no_nginx_users_and_hands_each_layer_its_part(site, tmp_path)
     assert derived["mlflow_server_auth_oidc_client_id"] == "team-mlflow"
     assert derived["mlflow_server_auth_oidc_public_url"] == "https://mlflow1:8443"
     assert "nginx_proxy_users" not in derived
+    # What the roles' checks name instead of their variables: the knobs this user wrote.
+    origins = derived["mlops_layout_origins"]
+    assert origins["mlflow_server_auth_oidc_issuer"] == "mlops_oidc_issuer"
+    assert origins["mlflow_server_auth_oidc_client_secret"] == "mlops_oidc_client_secret"
+    assert origins["postgres_db_password"] == "mlops_db_password"
+    assert origins["nginx_proxy_public_https_port"] == "mlops_public_https_port"
     # The client secret goes with the secrets (no_log), never in the plain loop's output.
     assert OIDC["mlops_oidc_client_secret"] not in str(report["plays"])
 
