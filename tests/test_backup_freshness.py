@@ -206,6 +206,9 @@ def test_cron_stamps_only_after_a_successful_run(tmp_path):
 
 FRESHNESS_TASKS = [
     "Check the freshness of job",
+    "Look for the freshness records on this host",
+    "List the freshness records on this host",
+    "Remember the freshness records on this host",
     "Create the freshness directories of job",
     "Install the backup stamp script",
     "Record the intervals of job",
@@ -215,7 +218,7 @@ FRESHNESS_TASKS = [
 
 def _run_freshness(tmp_path: Path, variables: dict, check: bool = False) -> list[dict]:
     tasks = [dict(_task(name)) for name in FRESHNESS_TASKS]
-    copy = tasks[2]["ansible.builtin.copy"] = dict(tasks[2]["ansible.builtin.copy"])
+    copy = tasks[5]["ansible.builtin.copy"] = dict(tasks[5]["ansible.builtin.copy"])
     copy["src"] = str(STAMP)  # a role's files/ is not beside a bare playbook
     play = {"hosts": "localhost", "gather_facts": False, "tasks": tasks}
     proc = run_playbook([play], tmp_path, variables=variables, check=check)
