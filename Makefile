@@ -16,7 +16,7 @@ test-arm64:  ## Opt-in: the pi scenario on a Debian 12 arm64 image under qemu em
 	scripts/engine-bootstrap --emulate arm64 && scripts/build-test-image --arch arm64 && scripts/wheelhouse --arch arm64
 	PATH="$(CURDIR)/.venv/bin:$$PATH" molecule test -s arm64-pi
 
-test-trixie:  ## pi, upgrade and onprem on Debian 13 (make test runs the first two; onprem, five hosts, only here)
+test-trixie:  ## pi, upgrade and onprem on Debian 13 alone (make test runs them too)
 	scripts/engine-bootstrap && scripts/build-test-image --suite trixie && scripts/wheelhouse --suite trixie
 	PATH="$(CURDIR)/.venv/bin:$$PATH" molecule test -s trixie-pi -s trixie-upgrade -s trixie-onprem
 
